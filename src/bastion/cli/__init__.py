@@ -1,0 +1,22 @@
+"""The ``bastion`` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+import typer
+
+from bastion.cli import keys, scan, users
+
+app = typer.Typer(
+    name="bastion",
+    help="API authentication done right: gateway, authorization server and scanner.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(keys.app, name="keys", help="Create, list, rotate and revoke API keys.")
+app.add_typer(users.app, name="users", help="Manage users (HTTP Basic and login).")
+app.command(name="scan")(scan.scan)
+
+
+def main() -> None:
+    app()

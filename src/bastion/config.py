@@ -1,0 +1,341 @@
+"""The schema of ``bastion.yaml``, validated by pydantic, and its loader.
+
+Only this module and the CLI read files or the environment; everything else receives a
+frozen :class:`Config`. A bad file fails with the file, the field and what is wrong.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bastion.errors import ConfigError
+
+RATE_RE = re.compile(
+    r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*$", re.IGNORECASE
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_rate(value: str | None) -> str | None:
+    if value is not None and not RATE_RE.match(value):
+        raise ValueError(f"{value!r} is not a rate like '100/minute' or '10 per second'")
+    return value
+
+
+Rate = Annotated[str, Field(description="a rate such as '100/minute'")]
+
+
+class TLSConfig(_Frozen):
+    cert_file: Path
+    key_file: Path
+    min_version: Literal["1.2", "1.3"] = "1.2"  # TLS 1.0/1.1 are not offered at all
+
+
+class Listener(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    tls: TLSConfig | None = None
+    workers: int = Field(1, ge=1, le=64)
+
+
+class StorageConfig(_Frozen):
+    url: str = "sqlite:///bastion.db"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+asyncpg://")):
+            raise ValueError("storage URL must start with sqlite:// or postgresql://")
+        return value
+
+
+class SecretsConfig(_Frozen):
+    master_key_file: Path = Path("bastion.key")
+
+
+class Algorithm(enum.StrEnum):
+    """JWS algorithms bastion accepts. ``none`` is not a member, on purpose."""
+
+    EDDSA = "EdDSA"
+    ES256 = "ES256"
+    RS256 = "RS256"
+    PS256 = "PS256"
+    HS256 = "HS256"
+
+
+DEFAULT_ALGORITHMS = (Algorithm.EDDSA, Algorithm.ES256, Algorithm.RS256, Algorithm.PS256)
+
+
+class IssuerConfig(_Frozen):
+    """A token issuer the gateway trusts, with its keys from exactly one source."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")
+    issuer: str = Field(min_length=1)
+    audiences: list[str] = Field(min_length=1)
+    jwks_url: AnyHttpUrl | None = None
+    keys: list[dict[str, Any]] | None = None
+    hs256_secret: SecretStr | None = None
+    algorithms: list[Algorithm] = Field(default_factory=lambda: list(DEFAULT_ALGORITHMS))
+    leeway_seconds: int = Field(60, ge=0, le=600)
+    max_token_age_seconds: int | None = Field(None, ge=1)
+    jwks_cache_seconds: int = Field(300, ge=10)
+    jwks_min_refresh_seconds: int = Field(30, ge=1)
+    scope_claims: list[str] = Field(default_factory=lambda: ["scope", "scp"])
+    roles_claim: str = "roles"
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> IssuerConfig:
+        sources = [s for s in (self.jwks_url, self.keys, self.hs256_secret) if s is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of jwks_url, keys or hs256_secret")
+        if Algorithm.HS256 in self.algorithms and self.hs256_secret is None:
+            raise ValueError("HS256 is allowed only with an explicitly configured hs256_secret")
+        if self.hs256_secret is not None:
+            if self.algorithms != [Algorithm.HS256]:
+                raise ValueError("an issuer with hs256_secret must list algorithms: [HS256] only")
+            if len(self.hs256_secret.get_secret_value().encode()) < 32:
+                raise ValueError("hs256_secret must be at least 32 bytes")
+        return self
+
+
+class AuthMethod(enum.StrEnum):
+    BASIC = "basic"
+    API_KEY = "api_key"
+    JWT = "jwt"
+
+
+class RouteConfig(_Frozen):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")
+    host: str | None = None
+    path_prefix: str = "/"
+    methods: list[str] | None = None
+    upstream: AnyHttpUrl | None = None
+    strip_prefix: bool = False
+    public: bool = False
+    auth: list[AuthMethod] = Field(default_factory=list)
+    issuers: list[str] | None = None
+    scopes: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+    rate_limit: Rate | None = None
+    assertion: bool = False
+    timeout_seconds: float = Field(30.0, gt=0, le=3600)
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("path_prefix must start with '/'")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        allowed = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+        upper = [m.upper() for m in value]
+        bad = sorted(set(upper) - allowed)
+        if bad:
+            raise ValueError(f"unknown HTTP methods: {', '.join(bad)}")
+        return upper
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        return _check_rate(value)
+
+    @model_validator(mode="after")
+    def _auth_or_public(self) -> RouteConfig:
+        if not self.public and not self.auth:
+            raise ValueError("a route must list auth methods, or say public: true")
+        if self.public and (self.scopes or self.roles):
+            raise ValueError("a public route cannot require scopes or roles")
+        return self
+
+
+class RateLimitConfig(_Frozen):
+    per_ip: Rate | None = "600/minute"
+    per_principal: Rate | None = "1200/minute"
+    failed_auth_per_account: Rate = "10/minute"
+    failed_auth_per_ip: Rate = "30/minute"
+    strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = (
+        "sliding-window-counter"
+    )
+
+    @field_validator("per_ip", "per_principal", "failed_auth_per_account", "failed_auth_per_ip")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        return _check_rate(value)
+
+
+class InputLimits(_Frozen):
+    max_header_bytes: int = Field(16 * 1024, ge=1024)
+    max_authorization_bytes: int = Field(8 * 1024, ge=256)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=0)
+
+
+class AuditConfig(_Frozen):
+    path: str = "-"  # "-" is standard output
+
+
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ForwardedConfig(_Frozen):
+    """Which peers may tell bastion the client's address and the original request."""
+
+    trusted_proxies: list[IPNet] = Field(
+        default_factory=lambda: [
+            ipaddress.ip_network("127.0.0.1/32"),
+            ipaddress.ip_network("::1/128"),
+        ]
+    )
+
+
+class BasicConfig(_Frozen):
+    realm: str = "bastion"
+    allow_insecure_http: bool = False
+
+
+class ApiKeyConfig(_Frozen):
+    header: str = "X-API-Key"
+    prefix: str = Field("bst_", pattern=r"^[a-z]{2,8}_$")
+    cache_seconds: int = Field(30, ge=0, le=3600)
+
+
+class IdentityConfig(_Frozen):
+    header_prefix: str = Field("X-Bastion-", pattern=r"^[A-Za-z][A-Za-z0-9-]*-$")
+    assertion_header: str = "X-Bastion-Assertion"
+    assertion_ttl_seconds: int = Field(60, ge=5, le=3600)
+
+
+class SystemConfig(_Frozen):
+    forward_auth_path: str = "/_bastion/auth"
+    metrics_allow: list[IPNet] = Field(
+        default_factory=lambda: [
+            ipaddress.ip_network("127.0.0.1/32"),
+            ipaddress.ip_network("::1/128"),
+        ]
+    )
+
+
+class Config(_Frozen):
+    """The whole of ``bastion.yaml``."""
+
+    listen: Listener = Field(default_factory=Listener)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    redis_url: str | None = None
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+    issuers: list[IssuerConfig] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
+    rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    limits: InputLimits = Field(default_factory=InputLimits)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    forwarded: ForwardedConfig = Field(default_factory=ForwardedConfig)
+    basic: BasicConfig = Field(default_factory=BasicConfig)
+    api_keys: ApiKeyConfig = Field(default_factory=ApiKeyConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    system: SystemConfig = Field(default_factory=SystemConfig)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> Config:
+        names = [i.name for i in self.issuers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate issuer names: {', '.join(dupes)}")
+        route_names = [r.name for r in self.routes]
+        dupes = sorted({n for n in route_names if route_names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate route names: {', '.join(dupes)}")
+        for route in self.routes:
+            for issuer in route.issuers or []:
+                if issuer not in names:
+                    raise ValueError(f"route {route.name!r} names unknown issuer {issuer!r}")
+        return self
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def database_url(self) -> str:
+        url = self.storage.url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            rel = url.removeprefix("sqlite:///")
+            if rel and rel != ":memory:":
+                return "sqlite:///" + str(self.resolve(Path(rel)).resolve())
+        return url
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: {exc.error_count()} problem(s)"]
+    for err in exc.errors(include_url=False, include_input=False):
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {_location(err['loc'])}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, *, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    """Validate already-parsed YAML; raise :class:`ConfigError` with a readable message."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of settings")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc)) from None
+    if base_dir is not None:
+        config = config.model_copy(update={"base_dir": base_dir})
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a ``bastion.yaml``."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such file (run 'bastion init' to write one)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{file}:{where}: {problem}") from None
+    return parse_config(data, source=str(file), base_dir=file.resolve().parent)
