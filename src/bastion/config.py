@@ -138,6 +138,7 @@ class RouteConfig(_Frozen):
     roles: list[str] = Field(default_factory=list)
     rate_limit: Rate | None = None
     assertion: bool = False
+    forward_credentials: bool = False
     timeout_seconds: float = Field(30.0, gt=0, le=3600)
 
     @field_validator("path_prefix")
@@ -176,13 +177,22 @@ class RouteConfig(_Frozen):
 class RateLimitConfig(_Frozen):
     per_ip: Rate | None = "600/minute"
     per_principal: Rate | None = "1200/minute"
+    per_client: Rate | None = None
+    per_api_key: Rate | None = None
     failed_auth_per_account: Rate = "10/minute"
     failed_auth_per_ip: Rate = "30/minute"
     strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = (
         "sliding-window-counter"
     )
 
-    @field_validator("per_ip", "per_principal", "failed_auth_per_account", "failed_auth_per_ip")
+    @field_validator(
+        "per_ip",
+        "per_principal",
+        "per_client",
+        "per_api_key",
+        "failed_auth_per_account",
+        "failed_auth_per_ip",
+    )
     @classmethod
     def _rate(cls, value: str | None) -> str | None:
         return _check_rate(value)

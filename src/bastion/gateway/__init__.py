@@ -1,0 +1,1 @@
+"""The gateway: one decision core and the front doors over it."""

@@ -1,0 +1,108 @@
+"""Small ASGI helpers shared by the front doors (the only place that reads scopes)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Lower-case names; repeated headers joined with ", " (RFC 9110 §5.3)."""
+    headers: dict[str, str] = {}
+    for name_b, value_b in raw:
+        name = name_b.decode("latin-1").lower()
+        value = value_b.decode("latin-1")
+        if name in headers:
+            headers[name] = headers[name] + ", " + value
+        else:
+            headers[name] = value
+    return headers
+
+
+class Trust:
+    """Which peers may speak for the client (X-Forwarded-*), cached per address."""
+
+    def __init__(self, networks: Iterable[IPNet]) -> None:
+        self.networks = tuple(networks)
+        self._cache: dict[str, bool] = {}
+
+    def trusted(self, address: str) -> bool:
+        hit = self._cache.get(address)
+        if hit is not None:
+            return hit
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            result = False
+        else:
+            result = any(ip in net for net in self.networks)
+        if len(self._cache) < 4096:
+            self._cache[address] = result
+        return result
+
+    def client_ip(self, peer: str, headers: dict[str, str]) -> str:
+        """The client address: the right-most X-Forwarded-For hop that is not a trusted
+        proxy. A client cannot spoof it by sending its own X-Forwarded-For, because
+        only hops appended by trusted proxies are skipped."""
+        if not self.trusted(peer):
+            return peer
+        forwarded = headers.get("x-forwarded-for")
+        if not forwarded:
+            real = headers.get("x-real-ip", "").strip()
+            return real if real and _is_ip(real) else peer
+        hops = [h.strip() for h in forwarded.split(",")]
+        for hop in reversed(hops):
+            if not _is_ip(hop):
+                return peer
+            if not self.trusted(hop):
+                return hop
+        return hops[0]
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def peer_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+def request_id(headers: dict[str, str], trusted: bool) -> str:
+    """Keep a trusted proxy's X-Request-Id when it is well-formed; otherwise make one."""
+    if trusted:
+        given = headers.get("x-request-id", "")
+        if _REQUEST_ID.match(given):
+            return given
+    return os.urandom(12).hex()
+
+
+async def send_response(
+    send: Send, status: int, headers: list[tuple[str, str]], body: bytes = b""
+) -> None:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+SECURITY_HEADERS = [
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+]

@@ -1,0 +1,286 @@
+"""The decision core: one request in, one :class:`Decision` out.
+
+It knows nothing of the front door that called it (DESIGN.md, "The flow of one
+request"): route match → input guard → pre-auth rate limit → authenticate →
+authorize → post-auth rate limits → audit. Any error denies (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+from bastion.config import AuthMethod, Config
+from bastion.credentials import Authenticator
+from bastion.errors import (
+    AuthenticationError,
+    BadRequest,
+    BastionError,
+    Forbidden,
+    InsufficientScope,
+    InvalidToken,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
+from bastion.gateway.decision import Decision
+from bastion.gateway.routes import Route, RouteTable, normalize_path
+from bastion.model import ANONYMOUS, Clock, CredentialType, Principal, RequestView, system_clock
+
+log = logging.getLogger("bastion.gateway")
+
+
+_HEADER_SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) - {"%"}
+
+
+def header_safe(value: str) -> str:
+    """A claim value made safe for an HTTP header: anything but printable ASCII is
+    percent-encoded (UTF-8), so a ``sub`` with CR/LF cannot inject headers."""
+    if all(ch in _HEADER_SAFE for ch in value):
+        return value
+    return "".join(
+        ch if ch in _HEADER_SAFE else "".join(f"%{b:02X}" for b in ch.encode()) for ch in value
+    )
+
+
+class HeadersTooLarge(BadRequest):
+    status = 431
+    code = "headers_too_large"
+    title = "Request header fields too large"
+
+
+class MethodNotAllowed(BastionError):
+    status = 405
+    code = "method_not_allowed"
+    title = "Method not allowed"
+
+
+class InternalError(BastionError):
+    status = 500
+    code = "server_error"
+    title = "Internal error"
+
+
+class LimitOutcome(Protocol):
+    allowed: bool
+    policy: str
+    reset_after: int
+
+    def headers(self) -> list[tuple[str, str]]: ...
+
+
+class Limiter(Protocol):
+    async def hit(self, policy: str, rate: str, key: str) -> LimitOutcome: ...
+
+    async def failures_blocked(self, *, account: str | None, ip: str) -> LimitOutcome | None: ...
+
+    async def record_failure(self, *, account: str | None, ip: str) -> None: ...
+
+
+class Observer(Protocol):
+    """Audit and metrics for each decision (see bastion.audit)."""
+
+    def decided(
+        self, request: RequestView, decision: Decision, front_door: str, seconds: float
+    ) -> None: ...
+
+
+class AssertionSigner(Protocol):
+    def sign(self, principal: Principal, audience: str, request_id: str) -> str: ...
+
+
+class Gateway:
+    """The one decision core every front door calls."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        authenticators: Mapping[AuthMethod, Authenticator],
+        limiter: Limiter,
+        observer: Observer,
+        signer: AssertionSigner | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.config = config
+        self.routes = RouteTable(config.routes)
+        self.authenticators = dict(authenticators)
+        self.limiter = limiter
+        self.observer = observer
+        self.signer = signer
+        self.clock = clock
+        self._rates = config.rate_limits
+        self._limits = config.limits
+        self._prefix = config.identity.header_prefix
+        self._issuer_by_name = {i.name: i.issuer for i in config.issuers}
+        self._spoofable = (self._prefix.lower(), config.identity.assertion_header.lower())
+        missing = {m for r in self.routes.routes for m in r.auth} - set(self.authenticators)
+        if missing:
+            names = ", ".join(sorted(m.value for m in missing))
+            raise ValueError(f"routes use auth methods with no authenticator: {names}")
+
+    def is_identity_header(self, name: str) -> bool:
+        """Whether a client-supplied header would spoof an identity header (always dropped)."""
+        lowered = name.lower()
+        return lowered.startswith(self._spoofable[0]) or lowered == self._spoofable[1]
+
+    def match(self, request: RequestView) -> tuple[str, Route]:
+        """Normalise the path and find the route; raises a BastionError on failure."""
+        path = normalize_path(request.path)
+        route, wrong_method = self.routes.match(request.method, request.host, path)
+        if route is None:
+            if wrong_method:
+                raise MethodNotAllowed("method_not_allowed")
+            raise NotFound("no_route")
+        return path, route
+
+    async def decide(self, request: RequestView, front_door: str) -> Decision:
+        """Decide one request. Never raises: every failure is a denial."""
+        started = time.perf_counter()
+        decision = Decision(allowed=False, status=500, request_id=request.request_id)
+        try:
+            await self._decide(request, decision)
+        except BastionError as exc:
+            self._deny(decision, exc)
+        except Exception:  # fail closed on any bug or dependency failure
+            log.exception("decision failed", extra={"request_id": request.request_id})
+            self._deny(decision, InternalError("unexpected_error"))
+        self.observer.decided(request, decision, front_door, time.perf_counter() - started)
+        return decision
+
+    def _deny(self, decision: Decision, error: BastionError) -> None:
+        decision.allowed = False
+        decision.status = error.status
+        decision.error = error
+        decision.upstream_headers = []
+        if isinstance(error, RateLimited):
+            decision.headers.extend(error.headers)
+        elif isinstance(error, AuthenticationError):
+            decision.headers.extend(self._challenges(decision.route, error))
+        elif isinstance(error, InsufficientScope) and decision.route is not None:
+            scope = " ".join(sorted(decision.route.scopes))
+            decision.headers.append(
+                (
+                    "WWW-Authenticate",
+                    f'Bearer realm="{self.config.basic.realm}", error="insufficient_scope", '
+                    f'scope="{scope}"',
+                )
+            )
+
+    def _challenges(self, route: Route | None, error: AuthenticationError) -> list[tuple[str, str]]:
+        methods = route.auth if route is not None else tuple(self.authenticators)
+        bearer_error = error.code if isinstance(error, InvalidToken) else None
+        return [
+            ("WWW-Authenticate", self.authenticators[m].challenge(bearer_error))
+            for m in methods
+            if m in self.authenticators
+        ]
+
+    def _guard(self, request: RequestView) -> None:
+        limits = self._limits
+        size = 0
+        for name, value in request.headers.items():
+            size += len(name) + len(value) + 4
+        if size > limits.max_header_bytes:
+            raise HeadersTooLarge("headers_too_large")
+        if len(request.headers.get("authorization", "")) > limits.max_authorization_bytes:
+            raise HeadersTooLarge("authorization_too_large")
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise BadRequest("bad_content_length")
+            if int(length) > limits.max_body_bytes:
+                raise PayloadTooLarge("body_too_large")
+
+    async def _limit(self, policy: str, rate: str | None, key: str, decision: Decision) -> None:
+        if rate is None:
+            return
+        outcome = await self.limiter.hit(policy, rate, key)
+        if not outcome.allowed:
+            raise RateLimited(
+                f"rate_limited:{policy}", retry_after=outcome.reset_after, headers=outcome.headers()
+            )
+        if policy == "ip" or not decision.headers:
+            # Report the most specific policy seen so far to the client.
+            decision.headers = outcome.headers()
+
+    async def _decide(self, request: RequestView, decision: Decision) -> None:
+        decision.path, route = self.match(request)
+        decision.route = route
+        self._guard(request)
+        await self._limit("ip", self._rates.per_ip, request.client_ip, decision)
+        principal = ANONYMOUS if route.config.public else await self._authenticate(request, route)
+        decision.principal = principal
+        self._authorize(principal, route)
+        if principal is not ANONYMOUS:
+            subject = f"{principal.credential.value}:{principal.subject}"
+            await self._limit("principal", self._rates.per_principal, subject, decision)
+            if principal.client_id:
+                await self._limit("client", self._rates.per_client, principal.client_id, decision)
+            if principal.key_id:
+                await self._limit("api_key", self._rates.per_api_key, principal.key_id, decision)
+            await self._limit(f"route:{route.name}", route.config.rate_limit, subject, decision)
+        decision.allowed = True
+        decision.status = 200
+        decision.error = None
+        decision.upstream_headers = self._identity_headers(principal, route, request)
+
+    async def _authenticate(self, request: RequestView, route: Route) -> Principal:
+        authenticator = None
+        for method in route.auth:
+            candidate = self.authenticators[method]
+            if candidate.present(request):
+                authenticator = candidate
+                break
+        if authenticator is None:
+            raise AuthenticationError("no_credentials")
+        account = authenticator.account(request)
+        ip = request.client_ip
+        blocked = await self.limiter.failures_blocked(account=account, ip=ip)
+        if blocked is not None:
+            raise RateLimited(
+                "failed_auth_throttled", retry_after=blocked.reset_after, headers=blocked.headers()
+            )
+        try:
+            principal = await authenticator.authenticate(request)
+        except AuthenticationError:
+            await self.limiter.record_failure(account=account, ip=ip)
+            raise
+        if route.issuers is not None and principal.credential is CredentialType.JWT:
+            allowed = {self._issuer_by_name[name] for name in route.issuers}
+            if principal.issuer not in allowed:
+                raise InvalidToken("issuer_not_allowed_on_route")
+        return principal
+
+    @staticmethod
+    def _authorize(principal: Principal, route: Route) -> None:
+        if route.scopes and not route.scopes <= principal.scopes:
+            raise InsufficientScope("missing_scope")
+        if route.roles and route.roles.isdisjoint(principal.roles):
+            raise Forbidden("missing_role")
+
+    def _identity_headers(
+        self, principal: Principal, route: Route, request: RequestView
+    ) -> list[tuple[str, str]]:
+        p = self._prefix
+        headers = [
+            (p + "Subject", header_safe(principal.subject)),
+            (p + "Credential", principal.credential.value),
+            (p + "Scopes", header_safe(" ".join(sorted(principal.scopes)))),
+            (p + "Roles", header_safe(" ".join(sorted(principal.roles)))),
+            (p + "Route", route.name),
+            (p + "Request-Id", request.request_id),
+        ]
+        if principal.issuer:
+            headers.append((p + "Issuer", header_safe(principal.issuer)))
+        if principal.client_id:
+            headers.append((p + "Client", header_safe(principal.client_id)))
+        if principal.key_id:
+            headers.append((p + "Key-Id", principal.key_id))
+        if route.config.assertion and self.signer is not None:
+            audience = str(route.config.upstream) if route.config.upstream else route.name
+            token = self.signer.sign(principal, audience, request.request_id)
+            headers.append((self.config.identity.assertion_header, token))
+        return headers

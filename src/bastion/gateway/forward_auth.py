@@ -1,0 +1,81 @@
+"""The forward-auth front door: nginx ``auth_request``, Caddy ``forward_auth``,
+Traefik ForwardAuth and Envoy ``ext_authz`` (HTTP) ask bastion about a request they hold.
+
+The original method and URI arrive in headers (``X-Forwarded-Method``/``X-Forwarded-Uri``
+from Traefik and Caddy, ``X-Original-Method``/``X-Original-URI`` from the nginx snippet in
+docs/). Replies carry no body: nginx stops reusing the connection after an auth reply with
+one (DESIGN.md). On allow: 200 with the identity headers for the proxy to copy upstream.
+On deny: the status with challenges, ``RateLimit`` headers and ``X-Bastion-Error``;
+``X-Bastion-Status`` repeats it for nginx, which turns any status but 401/403 into 500.
+"""
+
+from __future__ import annotations
+
+from bastion.errors import BadRequest, BastionError, Forbidden
+from bastion.gateway._asgi import Scope, Send, Trust, header_dict, peer_address, request_id
+from bastion.gateway._asgi import send_response as _send
+from bastion.gateway.core import Gateway
+from bastion.model import RequestView
+
+FRONT_DOOR = "forward_auth"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class UntrustedForwarder(Forbidden):
+    code = "forbidden"
+
+
+def _original(headers: dict[str, str], *names: str) -> str | None:
+    for name in names:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def view_from_forwarded(scope: Scope, trust: Trust) -> RequestView:
+    """The original request, as described by a trusted proxy's headers."""
+    headers = header_dict(scope["headers"])
+    peer = peer_address(scope)
+    if not trust.trusted(peer):
+        raise UntrustedForwarder("untrusted_forwarder")
+    method = _original(headers, "x-forwarded-method", "x-original-method")
+    uri = _original(headers, "x-forwarded-uri", "x-original-uri")
+    if method is None or uri is None:
+        raise BadRequest("missing_forwarded_request")
+    method = method.upper()
+    if method not in _METHODS:
+        raise BadRequest("bad_forwarded_method")
+    path, _, query = uri.partition("?")
+    proto = headers.get("x-forwarded-proto", "http").lower()
+    host = _original(headers, "x-forwarded-host", "host") or ""
+    return RequestView(
+        method=method,
+        path=path,
+        query=query,
+        host=host,
+        headers=headers,
+        client_ip=trust.client_ip(peer, headers),
+        secure=proto == "https",
+        request_id=request_id(headers, trusted=True),
+    )
+
+
+async def handle(gateway: Gateway, trust: Trust, scope: Scope, send: Send) -> None:
+    try:
+        view = view_from_forwarded(scope, trust)
+    except BastionError as exc:
+        headers = [("x-bastion-error", exc.code), ("x-bastion-status", str(exc.status))]
+        await _send(send, exc.status, headers)
+        return
+    decision = await gateway.decide(view, FRONT_DOOR)
+    if decision.allowed:
+        await _send(send, 200, decision.upstream_headers + decision.headers)
+        return
+    headers = [
+        *decision.headers,
+        ("x-bastion-error", decision.code),
+        ("x-bastion-status", str(decision.status)),
+        ("x-bastion-request-id", decision.request_id),
+    ]
+    await _send(send, decision.status, headers)

@@ -1,0 +1,158 @@
+"""The embedded front door: ASGI middleware for Starlette/FastAPI apps, and a FastAPI
+dependency for per-endpoint requirements.
+
+    app = FastAPI()
+    app.add_middleware(BastionMiddleware, config="bastion.yaml")
+
+    @app.get("/reports")
+    def reports(principal: Principal = Depends(require(scopes=["reports:read"]))): ...
+
+The middleware runs the same decision core as the proxy and forward-auth front doors
+(routes in the config describe the app's own paths; ``upstream`` is not needed) and puts
+the :class:`~bastion.model.Principal` in ``request.state.principal``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bastion.config import AuthMethod, Config, load_config
+from bastion.errors import AuthenticationError, BastionError, InsufficientScope
+from bastion.gateway._asgi import ASGIApp, Receive, Scope, Send
+from bastion.gateway.decision import Decision
+from bastion.gateway.proxy import send_denial, view_from_scope
+from bastion.gateway.runtime import Runtime
+from bastion.model import Principal
+
+FRONT_DOOR = "middleware"
+PRINCIPAL_KEY = "bastion.principal"
+
+
+class BastionMiddleware:
+    """Authenticate, authorize, rate-limit and audit every HTTP request to ``app``.
+
+    Args:
+        app: the ASGI application to protect.
+        config: a :class:`Config`, or the path of a ``bastion.yaml``.
+        runtime: an already started :class:`Runtime` (tests, or sharing one between apps).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: Config | str | os.PathLike[str] | None = None,
+        runtime: Runtime | None = None,
+    ) -> None:
+        if runtime is None and config is None:
+            raise ValueError("BastionMiddleware needs a config or a runtime")
+        self.app = app
+        self._config = config
+        self._runtime = runtime
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> Runtime:
+        if self._runtime is not None:
+            return self._runtime
+        async with self._lock:
+            if self._runtime is None:
+                config = self._config
+                if not isinstance(config, Config):
+                    config = load_config(config)  # type: ignore[arg-type]
+                self._runtime = await Runtime.start(config)
+        return self._runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                # Not decided by bastion yet: refuse rather than let it through unchecked.
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.app(scope, receive, send)
+            return
+        runtime = await self._ensure()
+        view = view_from_scope(scope, runtime.trust)
+        decision = await runtime.gateway.decide(view, FRONT_DOOR)
+        if not decision.allowed:
+            await send_denial(send, decision)
+            return
+        scope[PRINCIPAL_KEY] = decision.principal
+        scope.setdefault("state", {})["principal"] = decision.principal
+        await self.app(scope, receive, _with_headers(send, decision))
+
+
+def _with_headers(send: Send, decision: Decision) -> Send:
+    extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in decision.headers]
+    extra.append((b"x-request-id", decision.request_id.encode()))
+
+    async def wrapped(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *extra]
+        await send(message)
+
+    return wrapped
+
+
+class BastionHTTPError(Exception):
+    """Raised by :func:`require`; FastAPI renders it through :func:`install_error_handler`."""
+
+    def __init__(self, error: BastionError, headers: list[tuple[str, str]]) -> None:
+        super().__init__(error.code)
+        self.error = error
+        self.headers = headers
+
+
+def require(
+    *,
+    scopes: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    methods: Iterable[str | AuthMethod] | None = None,
+) -> Callable[..., Principal]:
+    """A FastAPI dependency: the endpoint needs these scopes (all), roles (any) and
+    credential methods (any). Returns the request's :class:`Principal`."""
+    need_scopes = frozenset(scopes)
+    need_roles = frozenset(roles)
+    need_methods = frozenset(AuthMethod(m).value for m in methods) if methods else None
+
+    from starlette.requests import Request
+
+    def dependency(request: Request) -> Principal:
+        principal = request.scope.get(PRINCIPAL_KEY)
+        if not isinstance(principal, Principal) or principal.credential.value == "anonymous":
+            raise BastionHTTPError(AuthenticationError("no_principal"), [])
+        if need_methods is not None and principal.credential.value not in need_methods:
+            raise BastionHTTPError(AuthenticationError("credential_method_not_allowed"), [])
+        if not need_scopes <= principal.scopes:
+            challenge = f'Bearer error="insufficient_scope", scope="{" ".join(sorted(need_scopes))}"'
+            raise BastionHTTPError(
+                InsufficientScope("missing_scope"), [("WWW-Authenticate", challenge)]
+            )
+        if need_roles and need_roles.isdisjoint(principal.roles):
+            raise BastionHTTPError(InsufficientScope("missing_role"), [])
+        return principal
+
+    return dependency
+
+
+def install_error_handler(app: Any) -> None:
+    """Render :class:`BastionHTTPError` as RFC 9457 problem+json in a FastAPI/Starlette app."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, BastionHTTPError):  # pragma: no cover - registered for one type
+            raise exc
+        request_id = str(getattr(request.state, "request_id", "")) or ""
+        decision = Decision(
+            allowed=False, status=exc.error.status, request_id=request_id, error=exc.error
+        )
+        return Response(
+            decision.problem_body(),
+            status_code=exc.error.status,
+            headers=dict(exc.headers),
+            media_type="application/problem+json",
+        )
+
+    app.add_exception_handler(BastionHTTPError, handler)

@@ -1,0 +1,246 @@
+"""The reverse-proxy front door: decide, then stream the request to the route's upstream
+and the response back (aiohttp's client: DESIGN.md measured httpx collapsing under load).
+
+Hop-by-hop headers (RFC 9110 §7.6.1) are never forwarded; client-supplied identity
+headers are always removed so the upstream sees only what bastion asserts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import aiohttp
+
+from bastion.errors import BastionError, PayloadTooLarge
+from bastion.gateway._asgi import (
+    SECURITY_HEADERS,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    Trust,
+    header_dict,
+    peer_address,
+    request_id,
+    send_response,
+)
+from bastion.gateway.core import Gateway
+from bastion.gateway.decision import PROBLEM_TYPE, Decision
+from bastion.gateway.routes import Route
+from bastion.model import RequestView
+
+log = logging.getLogger("bastion.proxy")
+FRONT_DOOR = "proxy"
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+class BadGateway(BastionError):
+    status = 502
+    code = "bad_gateway"
+    title = "Bad gateway"
+
+
+class GatewayTimeout(BastionError):
+    status = 504
+    code = "gateway_timeout"
+    title = "Gateway timeout"
+
+
+def view_from_scope(scope: Scope, trust: Trust) -> RequestView:
+    """The request as the client sent it to bastion directly."""
+    headers = header_dict(scope["headers"])
+    peer = peer_address(scope)
+    trusted = trust.trusted(peer)
+    secure = scope.get("scheme") == "https"
+    if trusted and not secure:
+        secure = headers.get("x-forwarded-proto", "").lower() == "https"
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else quote(scope["path"], safe=_PATH_SAFE)
+    return RequestView(
+        method=scope["method"],
+        path=path.partition("?")[0],
+        query=scope.get("query_string", b"").decode("latin-1"),
+        host=headers.get("host", ""),
+        headers=headers,
+        client_ip=trust.client_ip(peer, headers),
+        secure=secure,
+        request_id=request_id(headers, trusted),
+    )
+
+
+async def send_denial(send: Send, decision: Decision) -> None:
+    headers = [
+        ("content-type", PROBLEM_TYPE),
+        *SECURITY_HEADERS,
+        *decision.headers,
+        ("x-request-id", decision.request_id),
+    ]
+    body = b"" if decision.route is None and decision.status == 405 else decision.problem_body()
+    await send_response(send, decision.status, headers, body)
+
+
+class Proxy:
+    """Forward allowed requests to their route's upstream."""
+
+    def __init__(self, gateway: Gateway, trust: Trust) -> None:
+        self.gateway = gateway
+        self.trust = trust
+        self.max_body = gateway.config.limits.max_body_bytes
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=60)
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        view = view_from_scope(scope, self.trust)
+        decision = await self.gateway.decide(view, FRONT_DOOR)
+        route = decision.route
+        if not decision.allowed or route is None:
+            await send_denial(send, decision)
+            return
+        if route.config.upstream is None:
+            error = BadGateway("route_without_upstream")
+            decision.allowed, decision.status, decision.error = False, error.status, error
+            await send_denial(send, decision)
+            return
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            base = str(route.config.upstream).rstrip("/")
+            await self._forward(view, decision, route, base, receive, tracked_send)
+        except BastionError as exc:
+            if started:  # too late for an error response: the client sees a cut stream
+                log.warning("upstream stream of %s aborted: %s", route.name, exc.reason)
+                return
+            decision.allowed, decision.status, decision.error = False, exc.status, exc
+            await send_denial(send, decision)
+
+    def _upstream_headers(
+        self, view: RequestView, decision: Decision, route: Route
+    ) -> list[tuple[str, str]]:
+        connection_tokens = {
+            t.strip().lower() for t in view.headers.get("connection", "").split(",") if t.strip()
+        }
+        drop = HOP_BY_HOP | connection_tokens
+        if not route.config.forward_credentials:
+            drop = drop | {"authorization", self.gateway.config.api_keys.header.lower()}
+        headers = [
+            (name, value)
+            for name, value in view.headers.items()
+            if name not in drop
+            and name not in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
+            and not self.gateway.is_identity_header(name)
+        ]
+        forwarded_for = view.client_ip
+        headers.append(("x-forwarded-for", forwarded_for))
+        headers.append(("x-forwarded-proto", "https" if view.secure else "http"))
+        if view.host:
+            headers.append(("x-forwarded-host", view.host))
+        headers.extend(decision.upstream_headers)
+        return headers
+
+    async def _forward(
+        self,
+        view: RequestView,
+        decision: Decision,
+        route: Route,
+        base: str,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        session = self._session or await self.start()
+        path = quote(route.upstream_path(decision.path), safe=_PATH_SAFE)
+        url = base + path + ("?" + view.query if view.query else "")
+        has_body = "content-length" in view.headers or "transfer-encoding" in view.headers
+        data = (
+            self._body(receive) if has_body and view.headers.get("content-length") != "0" else None
+        )
+        headers = self._upstream_headers(view, decision, route)
+        if "content-length" in view.headers and data is not None:
+            headers.append(("content-length", view.headers["content-length"]))
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=10, sock_read=route.config.timeout_seconds
+        )
+        try:
+            async with session.request(
+                view.method,
+                url,
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                timeout=timeout,
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            ) as upstream:
+                out = [
+                    (k, v)
+                    for k, v in upstream.raw_headers
+                    if k.decode("latin-1").lower() not in HOP_BY_HOP
+                ]
+                length = upstream.headers.get("content-length")
+                if length is not None:
+                    out.append((b"content-length", length.encode()))
+                out.append((b"x-request-id", decision.request_id.encode()))
+                for name, value in decision.headers:
+                    out.append((name.encode(), value.encode()))
+                await send(
+                    {"type": "http.response.start", "status": upstream.status, "headers": out}
+                )
+                async for chunk in upstream.content.iter_any():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except PayloadTooLarge:
+            raise
+        except TimeoutError:
+            raise GatewayTimeout("upstream_timeout") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            log.warning("upstream %s failed: %s", route.name, exc.__class__.__name__)
+            raise BadGateway("upstream_unreachable") from None
+
+    async def _body(self, receive: Receive) -> AsyncIterator[bytes]:
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise asyncio.CancelledError
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_body:
+                raise PayloadTooLarge("body_too_large")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return

@@ -1,0 +1,132 @@
+"""Route matching and request-path normalisation.
+
+Routes are tried in the order the config lists them; the first that matches wins. A
+request no route matches is denied (default deny).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from bastion.config import AuthMethod, RouteConfig
+from bastion.errors import BadRequest
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ENCODED_SEPARATOR = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
+
+
+class InvalidPath(BadRequest):
+    code = "invalid_path"
+    title = "Invalid request path"
+
+
+def normalize_path(raw: str) -> str:
+    """Decode a request path for matching, refusing forms that confuse path matchers.
+
+    Encoded slashes, backslashes and NULs, dot segments and control characters are refused
+    rather than resolved: a gateway that resolves ``/public/../admin`` one way while the
+    upstream resolves it another is an authorization bypass (CWE-22, CWE-436).
+    """
+    if not raw.startswith("/"):
+        raise InvalidPath("path_not_absolute")
+    if _ENCODED_SEPARATOR.search(raw):
+        raise InvalidPath("encoded_separator")
+    try:
+        path = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidPath("path_not_utf8") from None
+    if _CONTROL.search(path) or "\\" in path:
+        raise InvalidPath("path_control_char")
+    for segment in path.split("/"):
+        if segment in (".", ".."):
+            raise InvalidPath("dot_segment")
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route compiled for matching."""
+
+    config: RouteConfig
+    name: str
+    host: str | None
+    host_suffix: str | None
+    prefix: str
+    methods: frozenset[str] | None
+    auth: tuple[AuthMethod, ...]
+    scopes: frozenset[str]
+    roles: frozenset[str]
+    issuers: frozenset[str] | None
+
+    @classmethod
+    def compile(cls, config: RouteConfig) -> Route:
+        host = config.host.lower() if config.host else None
+        suffix = None
+        if host and host.startswith("*."):
+            suffix, host = host[1:], None
+        methods = None
+        if config.methods is not None:
+            methods = frozenset(config.methods)
+            if "GET" in methods:
+                methods |= {"HEAD"}
+        return cls(
+            config=config,
+            name=config.name,
+            host=host,
+            host_suffix=suffix,
+            prefix=config.path_prefix,
+            methods=methods,
+            auth=tuple(config.auth),
+            scopes=frozenset(config.scopes),
+            roles=frozenset(config.roles),
+            issuers=frozenset(config.issuers) if config.issuers is not None else None,
+        )
+
+    def matches_path(self, path: str) -> bool:
+        prefix = self.prefix
+        if prefix == "/" or path == prefix:
+            return True
+        if prefix.endswith("/"):
+            return path.startswith(prefix)
+        return path.startswith(prefix) and path[len(prefix)] == "/"
+
+    def matches_host(self, host: str) -> bool:
+        if self.host is not None:
+            return host == self.host
+        if self.host_suffix is not None:
+            return host.endswith(self.host_suffix)
+        return True
+
+    def upstream_path(self, path: str) -> str:
+        if not self.config.strip_prefix or self.prefix == "/":
+            return path
+        rest = path[len(self.prefix.rstrip("/")) :]
+        return rest if rest.startswith("/") else "/" + rest
+
+
+def bare_host(host: str) -> str:
+    """Lower-case host without port (handles ``[::1]:8080``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end > 0 else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class RouteTable:
+    def __init__(self, routes: list[RouteConfig]) -> None:
+        self.routes = tuple(Route.compile(r) for r in routes)
+        self.by_name = {r.name: r for r in self.routes}
+
+    def match(self, method: str, host: str, path: str) -> tuple[Route | None, bool]:
+        """The first route for (method, host, path), and whether a route matched all but method."""
+        host = bare_host(host)
+        method_mismatch = False
+        for route in self.routes:
+            if route.matches_path(path) and route.matches_host(host):
+                if route.methods is None or method in route.methods:
+                    return route, False
+                method_mismatch = True
+        return None, method_mismatch
