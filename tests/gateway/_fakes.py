@@ -1,0 +1,88 @@
+"""Fakes for unit tests of the decision core (real components are tested elsewhere)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bastion.config import AuthMethod
+from bastion.errors import InvalidToken
+from bastion.gateway.decision import Decision
+from bastion.model import CredentialType, Principal, RequestView
+
+
+@dataclass
+class FakeOutcome:
+    allowed: bool
+    policy: str
+    reset_after: int = 7
+
+    def headers(self) -> list[tuple[str, str]]:
+        out = [("RateLimit-Policy", f'"{self.policy}";q=5;w=60')]
+        if not self.allowed:
+            out.append(("Retry-After", str(self.reset_after)))
+        return out
+
+
+@dataclass
+class FakeLimiter:
+    deny_policies: set[str] = field(default_factory=set)
+    blocked: bool = False
+    hits: list[tuple[str, str, str]] = field(default_factory=list)
+    failures: list[tuple[str | None, str]] = field(default_factory=list)
+
+    async def hit(self, policy: str, rate: str, key: str) -> FakeOutcome:
+        self.hits.append((policy, rate, key))
+        return FakeOutcome(allowed=policy not in self.deny_policies, policy=policy)
+
+    async def failures_blocked(self, *, account: str | None, ip: str) -> FakeOutcome | None:
+        return FakeOutcome(False, "failed_auth") if self.blocked else None
+
+    async def record_failure(self, *, account: str | None, ip: str) -> None:
+        self.failures.append((account, ip))
+
+
+@dataclass
+class FakeObserver:
+    events: list[tuple[RequestView, Decision, str]] = field(default_factory=list)
+
+    def decided(
+        self, request: RequestView, decision: Decision, front_door: str, seconds: float
+    ) -> None:
+        self.events.append((request, decision, front_door))
+
+
+class TokenAuthenticator:
+    """Accepts ``X-Test-Token: <subject>:<scope,scope>:<role,role>``; 'bad' is invalid."""
+
+    method = AuthMethod.JWT
+
+    def __init__(self, issuer: str = "https://issuer.test") -> None:
+        self.issuer = issuer
+        self.calls = 0
+        self.explode = False
+
+    def present(self, request: RequestView) -> bool:
+        return "x-test-token" in request.headers
+
+    def account(self, request: RequestView) -> str | None:
+        return request.headers["x-test-token"].split(":")[0]
+
+    def challenge(self, error: str | None = None) -> str:
+        return 'Bearer realm="bastion"' + (f', error="{error}"' if error else "")
+
+    async def authenticate(self, request: RequestView) -> Principal:
+        self.calls += 1
+        if self.explode:
+            raise RuntimeError("boom")
+        value = request.headers["x-test-token"]
+        if value == "bad":
+            raise InvalidToken("bad_signature")
+        subject, scopes, roles = ([*value.split(":"), "", ""])[:3]
+        return Principal(
+            subject=subject,
+            credential=CredentialType.JWT,
+            scopes=frozenset(s for s in scopes.split(",") if s),
+            roles=frozenset(r for r in roles.split(",") if r),
+            issuer=self.issuer,
+            client_id="cli",
+        )

@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bastion.config import AuthMethod, parse_config
+from bastion.gateway.core import Gateway, header_safe
+from bastion.model import RequestView
+from tests.gateway._fakes import FakeLimiter, FakeObserver, TokenAuthenticator
+
+CONFIG: dict[str, Any] = {
+    "issuers": [
+        {"name": "corp", "issuer": "https://issuer.test", "audiences": ["api"], "keys": [{}]},
+        {"name": "other", "issuer": "https://other.test", "audiences": ["api"], "keys": [{}]},
+    ],
+    "routes": [
+        {"name": "health", "path_prefix": "/public", "public": True},
+        {"name": "admin", "path_prefix": "/admin", "auth": ["jwt"], "roles": ["admin"]},
+        {"name": "corp-only", "path_prefix": "/corp", "auth": ["jwt"], "issuers": ["other"]},
+        {
+            "name": "api",
+            "path_prefix": "/api",
+            "methods": ["GET", "POST"],
+            "auth": ["jwt"],
+            "scopes": ["read"],
+            "rate_limit": "5/minute",
+            "assertion": True,
+        },
+    ],
+}
+
+
+class Signer:
+    def sign(self, principal: Any, audience: str, request_id: str) -> str:
+        return f"signed:{principal.subject}:{audience}"
+
+
+@pytest.fixture
+def parts() -> tuple[Gateway, TokenAuthenticator, FakeLimiter, FakeObserver]:
+    auth = TokenAuthenticator()
+    limiter = FakeLimiter()
+    observer = FakeObserver()
+    gateway = Gateway(
+        parse_config(CONFIG),
+        authenticators={AuthMethod.JWT: auth},
+        limiter=limiter,
+        observer=observer,
+        signer=Signer(),
+    )
+    return gateway, auth, limiter, observer
+
+
+def req(path: str = "/api/items", method: str = "GET", **headers: str) -> RequestView:
+    h = {k.replace("_", "-").lower(): v for k, v in headers.items()}
+    return RequestView(
+        method=method, path=path, headers=h, client_ip="203.0.113.9", request_id="r1"
+    )
+
+
+async def test_allowed_request_carries_identity_and_is_observed(parts: Any) -> None:
+    gateway, _, limiter, observer = parts
+    decision = await gateway.decide(req(x_test_token="alice:read,write:user"), "proxy")
+    assert decision.allowed
+    assert decision.status == 200
+    headers = dict(decision.upstream_headers)
+    assert headers["X-Bastion-Subject"] == "alice"
+    assert headers["X-Bastion-Scopes"] == "read write"
+    assert headers["X-Bastion-Credential"] == "jwt"
+    assert headers["X-Bastion-Client"] == "cli"
+    assert headers["X-Bastion-Assertion"] == "signed:alice:api"
+    policies = [h[0] for h in limiter.hits]
+    assert policies == ["ip", "principal", "route:api"]
+    assert observer.events[-1][1] is decision
+    assert observer.events[-1][2] == "proxy"
+
+
+async def test_no_credential_is_401_with_challenge(parts: Any) -> None:
+    gateway, auth, _, _ = parts
+    decision = await gateway.decide(req(), "proxy")
+    assert (decision.allowed, decision.status, decision.code) == (False, 401, "unauthenticated")
+    assert ("WWW-Authenticate", 'Bearer realm="bastion"') in decision.headers
+    assert auth.calls == 0
+    assert decision.upstream_headers == []
+
+
+async def test_bad_credential_is_401_and_counted_as_failure(parts: Any) -> None:
+    gateway, _, limiter, _ = parts
+    decision = await gateway.decide(req(x_test_token="bad"), "proxy")
+    assert decision.status == 401
+    assert decision.code == "invalid_token"
+    assert decision.reason == "bad_signature"
+    assert ("WWW-Authenticate", 'Bearer realm="bastion", error="invalid_token"') in decision.headers
+    assert limiter.failures == [("bad", "203.0.113.9")]
+    assert b"bad_signature" not in decision.problem_body()
+
+
+async def test_throttled_account_is_refused_before_verifying(parts: Any) -> None:
+    gateway, auth, limiter, _ = parts
+    limiter.blocked = True
+    decision = await gateway.decide(req(x_test_token="alice:read"), "proxy")
+    assert decision.status == 429
+    assert auth.calls == 0
+    assert ("Retry-After", "7") in decision.headers
+
+
+async def test_missing_scope_is_403_insufficient_scope(parts: Any) -> None:
+    gateway, *_ = parts
+    decision = await gateway.decide(req(x_test_token="alice:write"), "proxy")
+    assert (decision.status, decision.code) == (403, "insufficient_scope")
+    assert (
+        "WWW-Authenticate",
+        'Bearer realm="bastion", error="insufficient_scope", scope="read"',
+    ) in decision.headers
+
+
+async def test_missing_role_is_403(parts: Any) -> None:
+    gateway, *_ = parts
+    denied = await gateway.decide(req("/admin/x", x_test_token="bob::user"), "proxy")
+    allowed = await gateway.decide(req("/admin/x", x_test_token="eve::admin,user"), "proxy")
+    assert (denied.status, denied.code) == (403, "forbidden")
+    assert allowed.allowed
+
+
+async def test_route_issuer_restriction(parts: Any) -> None:
+    gateway, *_ = parts
+    decision = await gateway.decide(req("/corp/x", x_test_token="alice"), "proxy")
+    assert decision.status == 401
+    assert decision.reason == "issuer_not_allowed_on_route"
+
+
+async def test_unknown_route_404_and_wrong_method_405(parts: Any) -> None:
+    gateway, *_ = parts
+    assert (await gateway.decide(req("/nowhere"), "proxy")).status == 404
+    assert (await gateway.decide(req(method="DELETE"), "proxy")).status == 405
+
+
+async def test_rate_limited_before_authentication(parts: Any) -> None:
+    gateway, auth, limiter, _ = parts
+    limiter.deny_policies.add("ip")
+    decision = await gateway.decide(req(x_test_token="alice:read"), "proxy")
+    assert (decision.status, decision.code) == (429, "rate_limited")
+    assert auth.calls == 0
+    assert ("Retry-After", "7") in decision.headers
+
+
+async def test_post_auth_route_limit(parts: Any) -> None:
+    gateway, _, limiter, _ = parts
+    limiter.deny_policies.add("route:api")
+    decision = await gateway.decide(req(x_test_token="alice:read"), "proxy")
+    assert decision.status == 429
+    assert decision.reason == "rate_limited:route:api"
+
+
+async def test_any_unexpected_error_denies(parts: Any) -> None:
+    gateway, auth, _, observer = parts
+    auth.explode = True
+    decision = await gateway.decide(req(x_test_token="alice:read"), "proxy")
+    assert not decision.allowed
+    assert decision.status == 500
+    assert b"boom" not in decision.problem_body()
+    assert observer.events[-1][1].allowed is False
+
+
+async def test_public_route_is_anonymous(parts: Any) -> None:
+    gateway, auth, _, _ = parts
+    decision = await gateway.decide(req("/public/status"), "proxy")
+    assert decision.allowed
+    assert dict(decision.upstream_headers)["X-Bastion-Credential"] == "anonymous"
+    assert auth.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({"x_big": "a" * 20000}, 431, "headers_too_large"),
+        ({"authorization": "Bearer " + "a" * 9000}, 431, "headers_too_large"),
+        ({"content_length": "99999999999"}, 413, "payload_too_large"),
+        ({"content_length": "-1"}, 400, "invalid_request"),
+        ({"content_length": "12abc"}, 400, "invalid_request"),
+    ],
+)
+async def test_input_guard(parts: Any, headers: dict[str, str], status: int, code: str) -> None:
+    gateway, auth, _, _ = parts
+    decision = await gateway.decide(req(x_test_token="alice:read", **headers), "proxy")
+    assert (decision.status, decision.code) == (status, code)
+    assert auth.calls == 0
+
+
+async def test_invalid_path_is_400(parts: Any) -> None:
+    gateway, *_ = parts
+    decision = await gateway.decide(req("/public/../api/items"), "proxy")
+    assert (decision.status, decision.code) == (400, "invalid_path")
+
+
+async def test_subject_cannot_inject_headers(parts: Any) -> None:
+    gateway, *_ = parts
+    decision = await gateway.decide(req(x_test_token="eve\r\nX-Admin=1:read"), "proxy")
+    subject = dict(decision.upstream_headers)["X-Bastion-Subject"]
+    assert "\r" not in subject
+    assert "\n" not in subject
+    assert subject == "eve%0D%0AX-Admin=1"
+
+
+def test_header_safe_encodes_non_ascii() -> None:
+    assert header_safe("plain value") == "plain value"
+    assert header_safe("café") == "caf%C3%A9"
+    assert header_safe("100%") == "100%25"
+
+
+def test_identity_header_detection(parts: Any) -> None:
+    gateway, *_ = parts
+    assert gateway.is_identity_header("X-Bastion-Subject")
+    assert gateway.is_identity_header("x-bastion-anything")
+    assert not gateway.is_identity_header("x-forwarded-for")
+
+
+def test_route_with_method_lacking_authenticator_is_refused() -> None:
+    config = parse_config({"routes": [{"name": "r", "auth": ["basic"]}]})
+    with pytest.raises(ValueError, match="basic"):
+        Gateway(config, authenticators={}, limiter=FakeLimiter(), observer=FakeObserver())
