@@ -1,0 +1,80 @@
+"""Async SQLAlchemy engines from bastion's storage URLs.
+
+``sqlite:///path`` runs on aiosqlite with WAL (readers never wait for the writer) and a
+busy timeout (a second writer waits instead of failing); ``postgresql://`` runs on asyncpg.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import StaticPool
+
+from bastion.errors import ConfigError
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy async driver URL for a bastion storage URL."""
+    if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        return url
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+    raise ConfigError("storage URL must start with sqlite:// or postgresql://")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # WAL makes NORMAL durable against application crashes; only power loss can
+        # lose the last commits, which is the documented SQLite trade-off.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def async_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An :class:`AsyncEngine` for ``sqlite://`` or ``postgresql://`` URLs.
+
+    Args:
+        url: the storage URL (``Config.database_url``).
+        kwargs: passed on to :func:`create_async_engine` (overrides the defaults here).
+    """
+    driver_url = make_url(async_url(url))
+    options: dict[str, Any]
+    if driver_url.get_backend_name() == "sqlite":
+        memory = driver_url.database in (None, "", ":memory:")
+        options = {"poolclass": StaticPool} if memory else {"pool_size": 5, "max_overflow": 5}
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        options = {
+            "pool_size": 10,
+            "max_overflow": 10,
+            "pool_timeout": 10,
+            "pool_pre_ping": True,  # a restarted server costs one failed ping, not a 500
+            "pool_recycle": 1800,
+        }
+    options.update(kwargs)
+    engine = create_async_engine(driver_url, **options)
+    if driver_url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose loaded objects stay readable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
