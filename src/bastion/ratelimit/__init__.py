@@ -1,0 +1,8 @@
+"""Rate limits and failed-credential throttling on the `limits` library (memory | Redis)."""
+
+from __future__ import annotations
+
+from bastion.ratelimit._limiter import FAILED_ACCOUNT_POLICY, FAILED_IP_POLICY, RateLimiter
+from bastion.ratelimit._result import LimitResult
+
+__all__ = ["FAILED_ACCOUNT_POLICY", "FAILED_IP_POLICY", "LimitResult", "RateLimiter"]

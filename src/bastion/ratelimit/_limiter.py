@@ -1,0 +1,177 @@
+"""Rate limiting per IP, principal and route, and failed-credential throttling.
+
+Counting is the `limits` library's; this module names the keys, caches parsed rates,
+turns window statistics into :class:`LimitResult` and fails closed: a storage error
+becomes :class:`~bastion.errors.Unavailable`, never an allow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+
+import limits
+from limits import RateLimitItem
+
+from bastion.config import RateLimitConfig
+from bastion.errors import Unavailable
+from bastion.model import Clock, system_clock
+from bastion.ratelimit._backends import Backend, MemoryBackend, RedisBackend
+from bastion.ratelimit._result import LimitResult
+
+FAILED_ACCOUNT_POLICY = "auth-fail:account"
+FAILED_IP_POLICY = "auth-fail:ip"
+DEFAULT_REDIS_PREFIX = "bastion:rl"
+_EPSILON = 1e-3
+
+# Keys used verbatim: short and without the separator. Anything else (long subjects,
+# odd characters) is hashed, so no key can mimic another's and none is unbounded.
+# A hashed key starts with '#', which a verbatim key never contains.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9:._@\[\]-]{1,64}")
+
+
+def _digest(value: str) -> str:
+    return "#" + hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _storage_key(value: str) -> str:
+    return value if _PLAIN_KEY.fullmatch(value) else _digest(value)
+
+
+class RateLimiter:
+    """Consumes and checks rate limits on memory or Redis storage.
+
+    Build it with :meth:`from_config`. ``clock`` must agree with the clock `limits`
+    uses (``time.time``); tests replace both together.
+    """
+
+    def __init__(self, backend: Backend, cfg: RateLimitConfig, *, clock: Clock = system_clock):
+        self._backend = backend
+        self._cfg = cfg
+        self._clock = clock
+        self._rates: dict[str, tuple[RateLimitItem, str, int]] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: RateLimitConfig,
+        redis_url: str | None,
+        *,
+        key_prefix: str = DEFAULT_REDIS_PREFIX,
+        redis_timeout: float = 0.5,
+        clock: Clock = system_clock,
+    ) -> RateLimiter:
+        """A limiter on Redis when ``redis_url`` is given, else in process memory.
+
+        Args:
+            cfg: the ``rate_limits`` section of the config.
+            redis_url: ``redis://``, ``rediss://`` or ``unix://``; None for memory.
+            key_prefix: Redis key namespace; instances that must act as one share it.
+            redis_timeout: seconds before a Redis call fails (and the request gets 503).
+            clock: seconds since the epoch.
+        """
+        backend: Backend
+        if redis_url is None:
+            backend = MemoryBackend(cfg.strategy, clock)
+        else:
+            url = "redis+" + redis_url if redis_url.startswith("unix://") else redis_url
+            backend = RedisBackend(
+                url, cfg.strategy, clock, key_prefix=key_prefix, timeout=redis_timeout
+            )
+        return cls(backend, cfg, clock=clock)
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    def _rate(self, rate: str) -> tuple[RateLimitItem, str, int]:
+        cached = self._rates.get(rate)
+        if cached is None:
+            item = limits.parse(rate)
+            suffix = f"{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
+            cached = (item, suffix, item.get_expiry())
+            if len(self._rates) < 1024:  # rates come from config; never grow without bound
+                self._rates[rate] = cached
+        return cached
+
+    async def hit(self, policy: str, rate: str, key: str) -> LimitResult:
+        """Consume one unit of ``rate`` for ``key`` under ``policy``.
+
+        Args:
+            policy: ``"ip"``, ``"principal"``, ``"route:<name>"``…; also the header name.
+            rate: a rate string from the config, e.g. ``"600/minute"``.
+            key: who is counted: an IP address, a principal's subject…
+
+        Raises:
+            Unavailable: the storage could not be reached (fail closed).
+        """
+        item, suffix, window = self._rate(rate)
+        skey = f"{policy}/{_storage_key(key)}/{suffix}"
+        try:
+            allowed, remaining, reset_in = await self._backend.hit(item, skey)
+        except Exception as exc:  # fail closed on any storage failure
+            raise Unavailable(f"rate limit storage failed: {type(exc).__name__}") from exc
+        return self._result(allowed, policy, item.amount, remaining, reset_in, window)
+
+    async def _peek(self, policy: str, rate: str, key: str) -> LimitResult:
+        item, suffix, window = self._rate(rate)
+        skey = f"{policy}/{key}/{suffix}"
+        try:
+            remaining, reset_in = await self._backend.peek(item, skey)
+        except Exception as exc:  # fail closed on any storage failure
+            raise Unavailable(f"rate limit storage failed: {type(exc).__name__}") from exc
+        return self._result(remaining > 0, policy, item.amount, remaining, reset_in, window)
+
+    @staticmethod
+    def _result(
+        allowed: bool, policy: str, limit: int, remaining: int, reset_in: float, window: int
+    ) -> LimitResult:
+        if allowed:
+            reset_after = max(0, math.ceil(reset_in))
+        else:
+            # Strictly after the moment a unit frees up: a client retrying at exactly
+            # ``t`` seconds must not be refused again (sliding windows free a unit just
+            # *after* the computed instant, which float error may put a hair early).
+            remaining, reset_after = 0, max(1, math.floor(reset_in + _EPSILON) + 1)
+        return LimitResult(allowed, policy, limit, remaining, reset_after, window)
+
+    def _failure_keys(self, account: str | None, ip: str) -> list[tuple[str, str, str]]:
+        keys = [(FAILED_IP_POLICY, self._cfg.failed_auth_per_ip, _storage_key(ip))]
+        if account is not None:
+            # Accounts are always hashed: a fixed-size key that no other account's can
+            # equal, and no user name stored in Redis.
+            rate = self._cfg.failed_auth_per_account
+            keys.append((FAILED_ACCOUNT_POLICY, rate, _digest(account)))
+        return keys
+
+    async def failures_blocked(self, *, account: str | None, ip: str) -> LimitResult | None:
+        """The exhausted failure budget if ``account`` or ``ip`` may not try again, else None.
+
+        Call it before verifying a credential; it consumes nothing.
+
+        Raises:
+            Unavailable: the storage could not be reached (fail closed).
+        """
+        for policy, rate, key in self._failure_keys(account, ip):
+            result = await self._peek(policy, rate, key)
+            if not result.allowed:
+                return result
+        return None
+
+    async def record_failure(self, *, account: str | None, ip: str) -> None:
+        """Count one failed credential against ``ip`` and, if known, ``account``.
+
+        Raises:
+            Unavailable: the storage could not be reached.
+        """
+        for policy, rate, key in self._failure_keys(account, ip):
+            item, suffix, _ = self._rate(rate)
+            try:
+                await self._backend.hit(item, f"{policy}/{key}/{suffix}")
+            except Exception as exc:  # surfaced as 503, never swallowed
+                raise Unavailable(f"rate limit storage failed: {type(exc).__name__}") from exc
+
+    async def aclose(self) -> None:
+        """Release the storage (Redis connections, the memory sweeper)."""
+        await self._backend.aclose()

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import limits
+import pytest
+
+from bastion.config import RateLimitConfig
+from bastion.ratelimit import FAILED_ACCOUNT_POLICY, FAILED_IP_POLICY, RateLimiter
+from bastion.ratelimit._backends import MemoryBackend
+from tests.ratelimit.conftest import STRATEGIES, FakeClock
+
+Make = Callable[..., RateLimiter]
+
+# At t=1000 s a 60 s sliding window has 20 s left (1000 = 16*60 + 40); fixed and moving
+# windows start at the first hit.
+FIRST_RESET = {"fixed-window": 60, "moving-window": 60, "sliding-window-counter": 20}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_allows_up_to_the_limit_then_denies(make_memory: Make, strategy: str) -> None:
+    limiter = make_memory(strategy=strategy)
+    t = FIRST_RESET[strategy]
+    results = [await limiter.hit("ip", "3/minute", "203.0.113.9") for _ in range(4)]
+
+    assert [r.allowed for r in results] == [True, True, True, False]
+    assert [r.remaining for r in results] == [2, 1, 0, 0]
+    assert results[0].headers() == [
+        ("RateLimit-Policy", '"ip";q=3;w=60'),
+        ("RateLimit", f'"ip";r=2;t={t}'),
+    ]
+    denied = results[3]
+    # Denied: strictly after the instant a unit frees up.
+    assert denied.reset_after == t + 1
+    assert denied.headers() == [
+        ("RateLimit-Policy", '"ip";q=3;w=60'),
+        ("RateLimit", f'"ip";r=0;t={t + 1}'),
+        ("Retry-After", str(t + 1)),
+    ]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_a_client_retrying_after_retry_after_is_allowed(
+    make_memory: Make, clock: FakeClock, strategy: str
+) -> None:
+    limiter = make_memory(strategy=strategy)
+    for _ in range(3):
+        assert (await limiter.hit("ip", "3/minute", "k")).allowed
+    denied = await limiter.hit("ip", "3/minute", "k")
+    assert not denied.allowed
+
+    clock.advance(denied.retry_after - 1.5)
+    assert not (await limiter.hit("ip", "3/minute", "k")).allowed
+    clock.advance(1.5)
+    assert (await limiter.hit("ip", "3/minute", "k")).allowed
+
+
+async def test_fixed_window_resets_fully_after_the_window(
+    make_memory: Make, clock: FakeClock
+) -> None:
+    limiter = make_memory(strategy="fixed-window")
+    for _ in range(3):
+        await limiter.hit("ip", "3/minute", "k")
+    clock.advance(60.01)
+    result = await limiter.hit("ip", "3/minute", "k")
+    assert (result.allowed, result.remaining, result.reset_after) == (True, 2, 60)
+
+
+async def test_keys_and_policies_are_counted_apart(make_memory: Make) -> None:
+    limiter = make_memory()
+    assert (await limiter.hit("ip", "1/minute", "a")).allowed
+    assert not (await limiter.hit("ip", "1/minute", "a")).allowed
+    assert (await limiter.hit("ip", "1/minute", "b")).allowed
+    assert (await limiter.hit("principal", "1/minute", "a")).allowed
+    assert (await limiter.hit("route:orders", "1/minute", "a")).allowed
+
+
+async def test_odd_and_long_keys_are_hashed_and_stay_distinct(make_memory: Make) -> None:
+    limiter = make_memory()
+    odd = ["a/b", "a", "x" * 10_000, "x" * 10_001, "ünï", "#" + "0" * 32]
+    for key in odd:
+        assert (await limiter.hit("principal", "1/minute", key)).allowed
+    for key in odd:
+        assert not (await limiter.hit("principal", "1/minute", key)).allowed
+    backend = limiter.backend
+    assert isinstance(backend, MemoryBackend)
+    assert max(len(k) for k in backend.storage.storage) < 120
+
+
+async def test_each_rate_string_is_parsed_once(
+    make_memory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = limits.parse
+
+    def counting(rate: str) -> limits.RateLimitItem:
+        calls.append(rate)
+        return real(rate)
+
+    monkeypatch.setattr(limits, "parse", counting)
+    limiter = make_memory()
+    for i in range(5):
+        await limiter.hit("ip", "10/minute", f"k{i}")
+        await limiter.hit("principal", "5 per second", f"k{i}")
+    assert calls == ["10/minute", "5 per second"]
+
+
+async def test_failed_credentials_are_throttled_per_account(make_memory: Make) -> None:
+    limiter = make_memory(failed_auth_per_account="2/minute", failed_auth_per_ip="100/minute")
+    for i in range(2):
+        assert await limiter.failures_blocked(account="alice", ip=f"198.51.100.{i}") is None
+        await limiter.record_failure(account="alice", ip=f"198.51.100.{i}")
+
+    blocked = await limiter.failures_blocked(account="alice", ip="198.51.100.77")
+    assert blocked is not None
+    assert (blocked.allowed, blocked.policy, blocked.limit) == (False, FAILED_ACCOUNT_POLICY, 2)
+    assert blocked.retry_after >= blocked.reset_after >= 1
+    # Another account, even one whose name embeds alice's, is not affected.
+    for other in ("bob", "alice/", "alice ", "ALICE"):
+        assert await limiter.failures_blocked(account=other, ip="198.51.100.77") is None
+
+
+async def test_failed_credentials_are_throttled_per_ip(make_memory: Make) -> None:
+    limiter = make_memory(failed_auth_per_account="100/minute", failed_auth_per_ip="3/minute")
+    for i in range(3):
+        await limiter.record_failure(account=f"user{i}", ip="192.0.2.1")
+    await limiter.record_failure(account=None, ip="192.0.2.2")
+
+    blocked = await limiter.failures_blocked(account="fresh", ip="192.0.2.1")
+    assert blocked is not None
+    assert (blocked.policy, blocked.remaining) == (FAILED_IP_POLICY, 0)
+    assert await limiter.failures_blocked(account=None, ip="192.0.2.1") is not None
+    assert await limiter.failures_blocked(account="fresh", ip="192.0.2.2") is None
+
+
+async def test_checking_failures_consumes_nothing(make_memory: Make) -> None:
+    limiter = make_memory(failed_auth_per_account="1/minute", failed_auth_per_ip="1/minute")
+    for _ in range(50):
+        assert await limiter.failures_blocked(account="carol", ip="192.0.2.9") is None
+    await limiter.record_failure(account="carol", ip="192.0.2.9")
+    assert await limiter.failures_blocked(account="carol", ip="192.0.2.10") is not None
+
+
+async def test_failure_throttling_lifts_after_the_window(
+    make_memory: Make, clock: FakeClock
+) -> None:
+    limiter = make_memory(failed_auth_per_account="1/minute", strategy="fixed-window")
+    await limiter.record_failure(account="dave", ip="192.0.2.3")
+    blocked = await limiter.failures_blocked(account="dave", ip="192.0.2.4")
+    assert blocked is not None
+    clock.advance(blocked.retry_after)
+    assert await limiter.failures_blocked(account="dave", ip="192.0.2.4") is None
+
+
+async def test_memory_storage_forgets_expired_keys() -> None:
+    # limits' MemoryStorage sweeps expired counters from a timer thread: a flood of
+    # distinct client IPs does not grow memory past one window. Real time, 1 s window.
+    limiter = RateLimiter.from_config(RateLimitConfig(strategy="fixed-window"), None)
+    try:
+        for i in range(200):
+            await limiter.hit("ip", "5/second", f"10.0.{i // 250}.{i % 250}")
+        backend = limiter.backend
+        assert isinstance(backend, MemoryBackend)
+        assert len(backend.storage.storage) == 200
+        await asyncio.sleep(1.1)
+        # The sweep is scheduled by the next increment and runs 10 ms later.
+        await limiter.hit("ip", "5/second", "203.0.113.1")
+        for _ in range(100):  # poll a thread, not a coroutine: no event to wait on
+            if len(backend.storage.expirations) <= 1:
+                break
+            await asyncio.sleep(0.02)
+        assert list(backend.storage.storage) == ["ip/203.0.113.1/5/1/second"]
+    finally:
+        await limiter.aclose()
