@@ -1,0 +1,199 @@
+"""An issuer's JSON Web Key Set (RFC 7517 §5), fetched over HTTPS and cached.
+
+Fetching is bounded three ways so that neither the issuer nor an attacker can hurt the
+gateway: a total time limit and a size cap per fetch, at most one fetch in flight per
+issuer (concurrent callers share it), and at most one fetch per ``min_refresh_seconds``
+however many unknown ``kid`` values arrive. When a fetch fails the last good key set keeps
+being served; when none was ever fetched, verification fails closed with
+:class:`~bastion.errors.Unavailable` (503: the issuer, a dependency, is down; the token
+itself was not judged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import httpx
+
+from bastion.config import IssuerConfig
+from bastion.errors import Unavailable
+from bastion.model import Clock, system_clock
+from bastion.tokens._keyset import KeyIndex, KeyRejected, import_verification_key
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MAX_BYTES = 512 * 1024
+MAX_KEYS = 100
+_JSON_TYPES = frozenset({"application/json", "application/jwk-set+json"})
+
+
+class JwksFetchError(Exception):
+    """A fetch that produced no usable key set; the message is safe to log."""
+
+
+def parse_jwks(raw: bytes) -> tuple[KeyIndex, int]:
+    """The usable signing keys of a JWKS document and the number of keys skipped.
+
+    Raises:
+        JwksFetchError: when the document is not a JWKS or holds no usable key.
+    """
+    try:
+        doc: Any = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise JwksFetchError("body is not JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+        raise JwksFetchError("body is not a JWK set")
+    entries = doc["keys"][:MAX_KEYS]
+    keys = []
+    for jwk in entries:
+        try:
+            keys.append(import_verification_key(jwk))
+        except KeyRejected:
+            continue  # encryption keys, private keys, other algorithms: never used
+    if not keys:
+        raise JwksFetchError("JWK set holds no usable signing key")
+    return KeyIndex.of(keys), len(doc["keys"]) - len(keys)
+
+
+class JwksCache:
+    """The keys behind one issuer's ``jwks_url``; implements ``KeySource``.
+
+    Args:
+        url: the JWKS URL.
+        cache_seconds: how long a fetched key set is fresh.
+        min_refresh_seconds: least time between two fetch attempts (unknown ``kid``,
+            expiry or retry after a failure).
+        client: a shared ``httpx.AsyncClient``; one is made (and owned) if omitted.
+        clock: seconds since the epoch.
+        timeout: seconds for the whole fetch, body included.
+        max_bytes: the largest JWKS body accepted.
+        label: the issuer's name, for log lines.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        cache_seconds: float = 300,
+        min_refresh_seconds: float = 30,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock = system_clock,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        label: str = "",
+    ) -> None:
+        self.url = url
+        self._cache_seconds = cache_seconds
+        self._min_refresh = min_refresh_seconds
+        self._own_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._clock = clock
+        self._timeout = timeout
+        self._max_bytes = max_bytes
+        self._label = label or url
+        self._index: KeyIndex | None = None
+        self._fetched_at = 0.0
+        self._last_attempt: float | None = None
+        self._inflight: asyncio.Task[None] | None = None
+        self.fetches = 0
+        """Fetch attempts made (for metrics and tests)."""
+
+    @classmethod
+    def for_issuer(
+        cls,
+        issuer: IssuerConfig,
+        *,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock = system_clock,
+    ) -> JwksCache:
+        if issuer.jwks_url is None:
+            raise ValueError(f"issuer {issuer.name!r} has no jwks_url")
+        return cls(
+            str(issuer.jwks_url),
+            cache_seconds=issuer.jwks_cache_seconds,
+            min_refresh_seconds=issuer.jwks_min_refresh_seconds,
+            client=client,
+            clock=clock,
+            label=issuer.name,
+        )
+
+    async def key_index(self, kid: str | None) -> KeyIndex:
+        """The issuer's keys, refreshed when stale or when ``kid`` is unknown (rate-bound).
+
+        Raises:
+            Unavailable: no key set was ever fetched (fail closed).
+        """
+        now = self._clock()
+        index = self._index
+        stale = index is None or now - self._fetched_at >= self._cache_seconds
+        unknown = index is not None and kid is not None and not index.has_kid(kid)
+        if stale or unknown:
+            await self._refresh(now)
+            index = self._index
+        if index is None:
+            raise Unavailable("jwks_unavailable")
+        return index
+
+    async def _refresh(self, now: float) -> None:
+        task = self._inflight
+        if task is None:
+            if self._last_attempt is not None and now - self._last_attempt < self._min_refresh:
+                return  # rate bound: random kids cannot make us hammer the issuer
+            self._last_attempt = now
+            task = asyncio.ensure_future(self._fetch_and_store())
+            self._inflight = task
+        # Shielded: a cancelled request does not cancel the fetch others wait for.
+        await asyncio.shield(task)
+
+    async def _fetch_and_store(self) -> None:
+        self.fetches += 1
+        try:
+            index, skipped = await self._fetch()
+        except JwksFetchError as exc:
+            self._log_failure(str(exc))
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            self._log_failure(type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - a fetch must never break verification
+            self._log_failure(f"unexpected {type(exc).__name__}")
+        else:
+            self._index = index
+            self._fetched_at = self._clock()
+            if skipped:
+                log.info("jwks %s: skipped %d unusable keys", self._label, skipped)
+        finally:
+            self._inflight = None
+
+    def _log_failure(self, why: str) -> None:
+        serving = "serving the last good key set" if self._index else "no key set yet"
+        log.warning("jwks %s: fetch failed (%s); %s", self._label, why, serving)
+
+    async def _fetch(self) -> tuple[KeyIndex, int]:
+        headers = {"accept": "application/jwk-set+json, application/json"}
+        # identity: a compressed body could expand far past max_bytes.
+        headers["accept-encoding"] = "identity"
+        async with (
+            asyncio.timeout(self._timeout),
+            self._client.stream("GET", self.url, headers=headers) as resp,
+        ):
+            if resp.status_code != 200:
+                raise JwksFetchError(f"HTTP status {resp.status_code}")
+            ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype not in _JSON_TYPES:
+                raise JwksFetchError("content-type is not JSON")
+            if resp.headers.get("content-encoding", "identity").lower() != "identity":
+                raise JwksFetchError("compressed body refused")
+            body = bytearray()
+            async for chunk in resp.aiter_raw():
+                body += chunk
+                if len(body) > self._max_bytes:
+                    raise JwksFetchError(f"body larger than {self._max_bytes} bytes")
+        return parse_jwks(bytes(body))
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this cache made it."""
+        if self._own_client:
+            await self._client.aclose()
