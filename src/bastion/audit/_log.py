@@ -1,0 +1,152 @@
+"""One JSON line per decision, buffered so the hot path makes no system call.
+
+Lines are appended to a ``bytearray`` and written when the buffer passes
+:data:`FLUSH_BYTES`, when the oldest line has waited :data:`FLUSH_SECONDS` (a timer on
+the running event loop, or the next ``emit``), and on :meth:`AuditLog.flush` /
+:meth:`AuditLog.aclose`. Each write hands whole lines to the kernel, and the file is
+opened ``O_APPEND``, so several workers may share one file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from bastion.audit._redact import Redactor
+from bastion.model import Clock, system_clock
+
+FLUSH_BYTES = 64 * 1024
+FLUSH_SECONDS = 1.0
+
+_ts_cache: tuple[int, str] = (-1, "")
+
+
+def rfc3339(epoch: float) -> str:
+    """``epoch`` as RFC 3339 UTC with milliseconds: ``2025-01-31T12:00:00.123Z``."""
+    global _ts_cache  # a one-entry cache of the per-second prefix
+    second = int(epoch)
+    cached_second, prefix = _ts_cache
+    if second != cached_second:
+        prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _ts_cache = (second, prefix)
+    millis = min(999, int((epoch - second) * 1000))
+    return f"{prefix}.{millis:03d}Z"
+
+
+def _default(obj: Any) -> str:
+    return str(obj)
+
+
+def _dumps(record: Mapping[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits: keep the event as text
+        text = {str(k): v if isinstance(v, str) else str(v) for k, v in record.items()}
+        return orjson.dumps(text, option=orjson.OPT_APPEND_NEWLINE)
+
+
+class AuditLog:
+    """The audit sink: ``"-"`` is standard output, anything else a file appended to.
+
+    Args:
+        path: ``"-"`` or a file path (created with mode 0600).
+        api_key_prefixes: API-key prefixes to mask wherever they appear.
+        clock: seconds since the epoch, for ``ts`` when an event has none.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        api_key_prefixes: Iterable[str] = ("bst_",),
+        clock: Clock = system_clock,
+    ) -> None:
+        self.path = path
+        self._fd: int | None = None
+        if path != "-":
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            self._fd = os.open(path, flags, 0o600)
+        self._redactor = Redactor(api_key_prefixes)
+        self._clock = clock
+        self._buffer = bytearray()
+        self._first_at = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def emit(self, event: Mapping[str, Any]) -> None:
+        """Queue one event as a JSON line; never raises for odd values, never blocks."""
+        if self._closed:
+            raise RuntimeError("audit log is closed")
+        if "ts" not in event:
+            event = {"ts": rfc3339(self._clock()), **event}
+        redactor = self._redactor
+        line = None
+        if not redactor.suspicious_keys(event):
+            line = _dumps(event)
+            if redactor.suspicious_line(line):
+                line = None
+        if line is None:  # the rare event that needs masking: walk it field by field
+            line = _dumps(redactor.mapping(event))
+        now = time.monotonic()
+        if not self._buffer:
+            self._first_at = now
+            self._arm_timer()
+        self._buffer += line
+        if len(self._buffer) >= FLUSH_BYTES or now - self._first_at >= FLUSH_SECONDS:
+            self.flush()
+
+    def security_event(self, kind: str, **fields: Any) -> None:
+        """A non-decision event: brute force detected, key revoked, refresh token reuse…"""
+        self.emit({"ts": rfc3339(self._clock()), "event": "security", "kind": kind, **fields})
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: the next emit, flush() or close() writes it
+            return
+        self._timer = loop.call_later(FLUSH_SECONDS, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Write everything buffered."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._buffer:
+            return
+        data, self._buffer = bytes(self._buffer), bytearray()
+        if self._fd is None:
+            out = sys.stdout.buffer
+            out.write(data)
+            out.flush()
+            return
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        """Flush and release the file; further ``emit`` calls raise."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    async def aclose(self) -> None:
+        """:meth:`close`, for the application's shutdown hook."""
+        self.close()

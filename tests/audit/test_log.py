@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bastion.audit import REDACTED, AuditLog, Redactor, _log, rfc3339
+
+JWT = (
+    "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0"
+    ".eyJzdWIiOiJhbGljZSIsImV4cCI6MTkwMDAwMDAwMH0"
+    ".MEUCIQDx3b0pQwQnVb2Jk7yZ0Wv9kH1fGm5sC3dQ4rT6uY8iOQIgU2l"
+)
+API_KEY = "bst_Zk3q9V_x2LmN8pQrT4uW6yA1cE5gH7jK"
+PASSWORD = "correct horse battery staple"
+BASIC = "Basic " + base64.b64encode(b"alice:hunter2-very-secret").decode()
+SECRETS = [
+    JWT,
+    JWT.split(".")[0] + "." + JWT.split(".")[1],
+    JWT.split(".")[2],
+    API_KEY,
+    API_KEY.removeprefix("bst_"),
+    PASSWORD,
+    base64.b64encode(b"alice:hunter2-very-secret").decode(),
+]
+
+
+def decision(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "ts": "2025-01-31T12:00:00.123Z",
+        "request_id": "r-1",
+        "client_ip": "203.0.113.9",
+        "method": "GET",
+        "host": "api.example.com",
+        "path": "/orders/7",
+        "route": "orders",
+        "front_door": "proxy",
+        "principal": "alice",
+        "credential": "jwt",
+        "key_id": "k1",
+        "issuer": "https://idp.example.com",
+        "outcome": "allow",
+        "status": 200,
+        "reason": "ok",
+        "latency_ms": 0.042,
+    }
+    event.update(overrides)
+    return event
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def test_no_secret_reaches_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    log.emit(decision(path=f"/login?access_token={JWT}&api_key={API_KEY}"))
+    log.emit(decision(reason=f"invalid_token: signature mismatch for {JWT}"))
+    log.emit(decision(principal=API_KEY, key_id=f"key {API_KEY} revoked"))
+    log.emit(decision(password=PASSWORD, Authorization=f"Bearer {JWT}", cookie="sid=abc"))
+    log.emit(decision(headers={"x-api-key": API_KEY, "authorization": BASIC}))
+    log.emit(decision(reason=f"bad credential: {BASIC}", client_secret=PASSWORD))
+    log.emit(decision(extra=[JWT, {"refresh_token": PASSWORD}, (API_KEY,)]))
+    log.security_event("brute_force", account="alice", sample=f"Authorization: {BASIC}")
+    log.security_event("key_revoked", key=API_KEY, note=f"leaked in {JWT}")
+    log.close()
+
+    text = path.read_text()
+    for secret in SECRETS:
+        assert secret not in text
+    assert not re.search(r"eyJ[\w-]*\.eyJ", text)
+    assert "bst_" not in text
+    assert "?" not in text  # no query string, not even an empty one
+    lines = read_lines(path)
+    assert len(lines) == 9
+    assert lines[0]["path"] == "/login"
+    assert lines[1]["reason"] == f"invalid_token: signature mismatch for {REDACTED}"
+    assert lines[3]["password"] == REDACTED
+    assert lines[3]["Authorization"] == REDACTED
+    assert lines[7]["event"] == "security"
+    assert lines[7]["kind"] == "brute_force"
+
+
+def test_ordinary_fields_pass_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    event = decision()
+    log.emit(event)
+    log.close()
+    assert read_lines(path) == [event]
+
+
+def test_file_is_created_private_and_appended(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    for i in range(2):
+        log = AuditLog(str(path))
+        log.emit(decision(request_id=f"r{i}"))
+        log.close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert [e["request_id"] for e in read_lines(path)] == ["r0", "r1"]
+
+
+def test_nothing_is_written_until_flush(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    log.emit(decision())
+    assert path.read_bytes() == b""  # buffered: no syscall per event
+    log.flush()
+    assert len(read_lines(path)) == 1
+    log.close()
+
+
+def test_a_full_buffer_is_written_without_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    n = 0
+    while path.stat().st_size == 0:
+        log.emit(decision(request_id=f"r{n}"))
+        n += 1
+    assert path.stat().st_size >= _log.FLUSH_BYTES
+    assert n < 2 * _log.FLUSH_BYTES // len(orjson.dumps(decision()))
+    log.close()
+
+
+async def test_the_event_loop_timer_flushes_within_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_log, "FLUSH_SECONDS", 0.05)
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    log.emit(decision())
+    assert path.read_bytes() == b""
+    await asyncio.sleep(0.2)
+    assert len(read_lines(path)) == 1
+    await log.aclose()
+
+
+def test_many_events_emitted_quickly_are_all_written(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    for i in range(20_000):
+        log.emit(decision(request_id=f"r{i}"))
+    log.close()
+    assert [e["request_id"] for e in read_lines(path)] == [f"r{i}" for i in range(20_000)]
+
+
+def test_emit_after_close_raises(tmp_path: Path) -> None:
+    log = AuditLog(str(tmp_path / "a.jsonl"))
+    log.close()
+    log.close()
+    with pytest.raises(RuntimeError):
+        log.emit(decision())
+
+
+def test_stdout(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    log = AuditLog("-")
+    log.emit(decision(reason=f"token {JWT}"))
+    log.close()
+    out = capsysbinary.readouterr().out
+    assert JWT not in out.decode()
+    assert orjson.loads(out)["reason"] == f"token {REDACTED}"
+
+
+def test_missing_ts_is_added_and_odd_values_do_not_raise(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path), clock=lambda: 1738324800.1234)
+    log.emit({"outcome": "deny", "status": 401, "big": 2**70, "obj": Path("/x")})
+    log.close()
+    (line,) = read_lines(path)
+    assert line["ts"] == "2025-01-31T12:00:00.123Z"
+    assert line["big"] == str(2**70)
+
+
+def test_rfc3339_has_milliseconds_in_utc() -> None:
+    assert rfc3339(0) == "1970-01-01T00:00:00.000Z"
+    assert rfc3339(1738324800.9999) == "2025-01-31T12:00:00.999Z"
+    assert rfc3339(1738324801.5) == "2025-01-31T12:00:01.500Z"
+
+
+def test_other_api_key_prefixes_are_masked() -> None:
+    redactor = Redactor(["bst_", "acme_"])
+    assert redactor.text("key acme_abcdef123 and bst_xyz") == f"key {REDACTED} and {REDACTED}"
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40))
+def test_an_embedded_jwt_never_survives(noise: str) -> None:
+    redactor = Redactor()
+    out = redactor.mapping({"reason": noise + JWT + noise, "path": f"/a?{noise}"})
+    assert JWT not in out["reason"]
+    assert "?" not in out["path"]
+
+
+def test_prose_about_credentials_is_kept() -> None:
+    redactor = Redactor()
+    assert redactor.text("basic credentials rejected") == "basic credentials rejected"
+    assert redactor.text("Basic dXNlcjpwYXNz") == REDACTED
+    assert redactor.text("bearer abc.def-123") == REDACTED
+
+
+def test_secret_named_keys_are_masked_at_any_depth(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    log.emit({"outcome": "deny", "request": {"headers": {"Proxy-Authorization": "opaque9"}}})
+    log.emit({"outcome": "deny", "session_cookie": "s3ss10n", "client_secret": "cs-plain"})
+    log.close()
+    text = path.read_text()
+    for secret in ("opaque9", "s3ss10n", "cs-plain"):
+        assert secret not in text
+    assert len(read_lines(path)) == 2
