@@ -1,0 +1,417 @@
+"""API keys: format, verification with a hot in-memory cache, rotation and revocation.
+
+Key format (one line, 66 characters with the default prefix)::
+
+    bst_<key_id>_<secret><checksum>
+    bst_k7q2m4x9a3bd_3VqHj...(43 chars)...Zk0w1Xy9a
+
+* ``bst_`` — ``api_keys.prefix`` from the config, so scanners can spot leaked keys;
+* ``key_id`` — 12 lowercase base32 characters (60 random bits), public: shown in listings
+  and audit logs, and the database lookup key;
+* ``secret`` — 32 random bytes in base62, always 43 characters;
+* ``checksum`` — CRC-32 (zlib) of every character before it, base62, 6 characters: like
+  GitHub's token format, a leaked-key scanner can tell a real key from a typo offline.
+
+Only HMAC-SHA256 of the whole key under ``Keyring.api_key_hmac`` is stored (a keyed fast
+hash: the key has 256 bits of entropy, so a password hash would only cost throughput).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import zlib
+from base64 import b32encode
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
+
+from bastion.config import ApiKeyConfig, AuthMethod
+from bastion.errors import BastionError, CredentialRefused, InvalidToken
+from bastion.keyring import Keyring
+from bastion.model import Clock, CredentialType, Principal, RequestView, system_clock
+from bastion.store.apikeys import ApiKeyRecord, ApiKeyStore
+from bastion.store.cache import TTLCache
+
+log = logging.getLogger(__name__)
+
+KEY_ID_LEN = 12
+SECRET_LEN = 43
+CHECKSUM_LEN = 6
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Query parameters that are refused by name, whatever their value (see ``_query_key``).
+QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token"})
+NEGATIVE_TTL = 5.0
+FLUSH_INTERVAL = 30.0
+
+
+def _b62(number: int, width: int) -> str:
+    out = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        out.append(_B62[digit])
+    return "".join(reversed(out))
+
+
+def _checksum(body: str) -> str:
+    return _b62(zlib.crc32(body.encode()), CHECKSUM_LEN)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedKey:
+    key_id: str
+    token: str = field(repr=False)
+
+
+class KeyFormat:
+    """Generate and parse keys with one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.length = len(prefix) + KEY_ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN
+        self._re = re.compile(
+            rf"{re.escape(prefix)}([a-z2-7]{{{KEY_ID_LEN}}})_"
+            rf"[0-9A-Za-z]{{{SECRET_LEN}}}([0-9A-Za-z]{{{CHECKSUM_LEN}}})"
+        )
+
+    def generate(self) -> str:
+        key_id = b32encode(secrets.token_bytes(8)).decode().lower()[:KEY_ID_LEN]
+        secret = _b62(int.from_bytes(secrets.token_bytes(32)), SECRET_LEN)
+        body = f"{self.prefix}{key_id}_{secret}"
+        return body + _checksum(body)
+
+    def parse(self, token: str) -> ParsedKey:
+        """Check syntax and checksum (no I/O). Raises InvalidToken."""
+        if len(token) != self.length:
+            raise InvalidToken("api_key_malformed")
+        match = self._re.fullmatch(token)
+        if match is None:
+            raise InvalidToken("api_key_malformed")
+        if match.group(2) != _checksum(token[:-CHECKSUM_LEN]):
+            raise InvalidToken("api_key_bad_checksum")
+        return ParsedKey(key_id=match.group(1), token=token)
+
+    def key_id_of(self, token: str) -> str | None:
+        """The key id a well-formed key claims, without checking it."""
+        match = self._re.fullmatch(token) if len(token) == self.length else None
+        return None if match is None else match.group(1)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A new key: ``key`` is shown once and never stored."""
+
+    key: str = field(repr=False)
+    record: ApiKeyRecord
+
+
+class Lifetime(enum.Enum):
+    SAME = "same"  # rotate: the new key lives as long as the old one was meant to
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    record: ApiKeyRecord
+    principal: Principal
+    expires: float | None
+    revoked: bool
+
+
+def _entry(record: ApiKeyRecord) -> _Entry:
+    expires = None if record.expires_at is None else record.expires_at.timestamp()
+    principal = Principal(
+        subject=record.subject,
+        credential=CredentialType.API_KEY,
+        scopes=frozenset(record.scopes),
+        roles=frozenset(record.roles),
+        key_id=record.key_id,
+        expires_at=expires,
+    )
+    return _Entry(record, principal, expires, record.revoked_at is not None)
+
+
+class ApiKeys:
+    """Issue, verify, rotate and revoke keys; the one owner of the key cache.
+
+    A verified key costs one HMAC and a dict lookup: records are cached by ``key_id`` for
+    ``api_keys.cache_seconds`` (bounded LRU); unknown ids are remembered for a few seconds
+    (bounded) so random keys do not reach the database each time. Revoke and rotate through
+    this object drop the entry at once; other processes see them within ``cache_seconds``.
+    ``last_used_at`` is kept in memory and written in one batch every ``flush_interval``
+    seconds and on :meth:`aclose`.
+
+    Args:
+        store: the :class:`ApiKeyStore`.
+        hmac_key: ``Keyring.api_key_hmac`` (see :meth:`from_keyring`).
+        config: ``Config.api_keys``.
+        clock: seconds since the epoch.
+        cache_size: most records (and, separately, unknown ids) kept in memory.
+    """
+
+    def __init__(
+        self,
+        store: ApiKeyStore,
+        hmac_key: bytes,
+        config: ApiKeyConfig | None = None,
+        *,
+        clock: Clock = system_clock,
+        cache_size: int = 10_000,
+        negative_ttl: float = NEGATIVE_TTL,
+        flush_interval: float = FLUSH_INTERVAL,
+    ) -> None:
+        config = config or ApiKeyConfig()
+        self.store = store
+        self.format = KeyFormat(config.prefix)
+        self._mac = hmac.new(hmac_key, digestmod=hashlib.sha256)
+        self._clock = clock
+        ttl = float(config.cache_seconds)
+        self._cache: TTLCache[str, _Entry] = TTLCache(cache_size, ttl, clock=clock)
+        self._unknown: TTLCache[str, bool] = TTLCache(
+            cache_size, min(negative_ttl, ttl), clock=clock
+        )
+        self._generation = 0
+        self._inflight: dict[str, asyncio.Future[ApiKeyRecord | None]] = {}
+        self._flush_interval = flush_interval
+        self._next_flush = clock() + flush_interval
+        self._used: dict[str, float] = {}
+        self._flushing: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_keyring(
+        cls, store: ApiKeyStore, keyring: Keyring, config: ApiKeyConfig, **kwargs: object
+    ) -> ApiKeys:
+        return cls(store, keyring.api_key_hmac, config, **kwargs)  # type: ignore[arg-type]
+
+    def hash(self, token: str) -> str:
+        mac = self._mac.copy()
+        mac.update(token.encode())
+        return mac.hexdigest()
+
+    # -- administration -------------------------------------------------------------
+
+    async def issue(
+        self,
+        *,
+        name: str,
+        subject: str,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        expires_at: datetime | None = None,
+    ) -> IssuedKey:
+        key = self.format.generate()
+        record = await self.store.create(
+            key_id=self.format.parse(key).key_id,
+            key_hash=self.hash(key),
+            name=name,
+            subject=subject,
+            scopes=scopes,
+            roles=roles,
+            expires_at=expires_at,
+        )
+        self._unknown.pop(record.key_id)
+        return IssuedKey(key, record)
+
+    async def rotate(
+        self,
+        key_id: str,
+        *,
+        overlap: timedelta,
+        expires_at: datetime | Lifetime | None = Lifetime.SAME,
+    ) -> tuple[ApiKeyRecord, IssuedKey]:
+        """Replace a key; the old one works until ``min(its expiry, now + overlap)``.
+
+        Returns:
+            the old key's record as updated, and the new key.
+        """
+        if isinstance(expires_at, Lifetime):
+            expires_at = await self._same_lifetime(key_id)
+        key = self.format.generate()
+        try:
+            old_record, new_record = await self.store.rotate(
+                key_id,
+                new_key_id=self.format.parse(key).key_id,
+                new_key_hash=self.hash(key),
+                overlap=overlap,
+                new_expires_at=expires_at,
+            )
+        finally:
+            self.invalidate(key_id)
+        self._unknown.pop(new_record.key_id)
+        return old_record, IssuedKey(key, new_record)
+
+    async def _same_lifetime(self, key_id: str) -> datetime | None:
+        old = await self.store.get_by_key_id(key_id)
+        if old is None or old.expires_at is None:
+            return None
+        return datetime.fromtimestamp(self._clock(), UTC) + (old.expires_at - old.created_at)
+
+    async def revoke(self, key_id: str) -> ApiKeyRecord:
+        try:
+            return await self.store.revoke(key_id)
+        finally:
+            self.invalidate(key_id)
+
+    def invalidate(self, key_id: str) -> None:
+        """Forget a cached record (call it when another instance reports a change)."""
+        self._generation += 1
+        self._cache.pop(key_id)
+        self._unknown.pop(key_id)
+
+    # -- verification (the hot path) ---------------------------------------------------
+
+    async def verify(self, token: str) -> Principal:
+        """The principal for a valid key. Raises InvalidToken with a private reason."""
+        parsed = self.format.parse(token)
+        entry = self._cache.get(parsed.key_id) or await self._load(parsed.key_id)
+        if entry is None:
+            raise InvalidToken("api_key_unknown")
+        if not hmac.compare_digest(self.hash(token), entry.record.key_hash):
+            raise InvalidToken("api_key_bad_secret")
+        if entry.revoked:
+            raise InvalidToken("api_key_revoked")
+        now = self._clock()
+        if entry.expires is not None and now >= entry.expires:
+            raise InvalidToken("api_key_expired")
+        self._used[parsed.key_id] = now
+        if now >= self._next_flush and self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush_in_background())
+        return entry.principal
+
+    async def _load(self, key_id: str) -> _Entry | None:
+        if self._unknown.get(key_id):
+            return None
+        generation = self._generation
+        future = self._inflight.get(key_id)
+        if future is None:
+            # One database read per key id, however many requests wait for it.
+            future = asyncio.ensure_future(self.store.get_by_key_id(key_id))
+            self._inflight[key_id] = future
+            future.add_done_callback(lambda f: self._lookup_done(key_id, f))
+        record = await asyncio.shield(future)
+        if record is None:
+            self._unknown.set(key_id, True)
+            return None
+        entry = _entry(record)
+        if generation == self._generation:  # not invalidated while we were reading
+            self._cache.set(key_id, entry)
+        return entry
+
+    def _lookup_done(self, key_id: str, future: asyncio.Future[ApiKeyRecord | None]) -> None:
+        self._inflight.pop(key_id, None)
+        if not future.cancelled():
+            future.exception()  # mark retrieved: every waiter may have gone away
+
+    # -- last used -------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Write the buffered ``last_used_at`` times in one statement."""
+        used, self._used = self._used, {}
+        self._next_flush = self._clock() + self._flush_interval
+        if not used:
+            return
+        try:
+            await self.store.touch_last_used(
+                {k: datetime.fromtimestamp(t, UTC) for k, t in used.items()}
+            )
+        except BastionError:
+            for key_id, at in used.items():  # keep them for the next attempt
+                self._used[key_id] = max(at, self._used.get(key_id, at))
+            raise
+
+    async def _flush_in_background(self) -> None:
+        try:
+            await self.flush()
+        except BastionError as exc:
+            log.warning("api key last-used flush failed: %s", exc.reason)
+        finally:
+            self._flushing = None
+
+    async def aclose(self) -> None:
+        """Flush what is buffered; call on shutdown."""
+        if self._flushing is not None:
+            await self._flushing
+        await self.flush()
+
+
+class ApiKeyAuthenticator:
+    """The ``api_key`` auth method.
+
+    Accepts the key in ``api_keys.header`` (``X-API-Key``), ``Authorization: Bearer <key>``
+    (when it has the key prefix, so JWTs are left to the bearer method) or
+    ``Authorization: ApiKey <key>``. A key in the query string is refused: URLs end up
+    in access logs, proxies and browser history.
+
+    Args:
+        keys: the shared :class:`ApiKeys`.
+        config: ``Config.api_keys``.
+    """
+
+    method = AuthMethod.API_KEY
+
+    def __init__(self, keys: ApiKeys, config: ApiKeyConfig) -> None:
+        self.keys = keys
+        self._header = config.header.lower()
+        self._header_name = config.header
+        self._prefix = config.prefix
+        self._challenge = f'ApiKey header="{config.header}"'
+
+    def _query_key(self, query: str) -> str | None:
+        """The name of a query parameter that carries (or is named like) an API key."""
+        if not query:
+            return None
+        for name, value in parse_qsl(query, keep_blank_values=True, errors="replace"):
+            if value.startswith(self._prefix) or name.lower() in QUERY_KEY_NAMES:
+                return name
+        return None
+
+    def _from_authorization(self, request: RequestView) -> str | None:
+        scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+        scheme = scheme.lower()
+        token = token.strip(" ")
+        if scheme == "apikey" or (scheme == "bearer" and token.startswith(self._prefix)):
+            return token
+        return None
+
+    def _headers_key(self, request: RequestView) -> str | None:
+        header = request.headers.get(self._header)
+        auth = self._from_authorization(request)
+        if header is not None and auth is not None and header.strip() != auth:
+            raise InvalidToken("api_key_ambiguous")
+        return header.strip() if header is not None else auth
+
+    def present(self, request: RequestView) -> bool:
+        return (
+            self._header in request.headers
+            or self._from_authorization(request) is not None
+            or self._query_key(request.query) is not None
+        )
+
+    def account(self, request: RequestView) -> str | None:
+        try:
+            key = self._headers_key(request)
+        except InvalidToken:
+            return None
+        return None if key is None else self.keys.format.key_id_of(key)
+
+    def challenge(self, error: str | None = None) -> str:
+        if error is None:
+            return self._challenge
+        return f'{self._challenge}, error="{error}"'
+
+    async def authenticate(self, request: RequestView) -> Principal:
+        if self._query_key(request.query) is not None:
+            raise CredentialRefused(
+                "api_key_in_query",
+                detail="API keys in URLs leak into logs and are refused; "
+                f"send the key in the {self._header_name} header.",
+            )
+        key = self._headers_key(request)
+        if key is None:
+            raise InvalidToken("api_key_missing")
+        return await self.keys.verify(key)
