@@ -2,7 +2,7 @@
 
 from bastion.store._db import RecordExists, RecordNotFound
 from bastion.store.apikeys import ApiKeyRecord, ApiKeyStore
-from bastion.store.context import StoreContext, load_settings, open_store
+from bastion.store.context import StoreContext, load_settings, open_store, run_with_store
 from bastion.store.engine import async_engine, async_url
 from bastion.store.migrate import check_schema, migrate
 from bastion.store.users import UserRecord, UserStore
@@ -21,4 +21,5 @@ __all__ = [
     "load_settings",
     "migrate",
     "open_store",
+    "run_with_store",
 ]

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.config import Config, load_config
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, Unavailable
 from bastion.keyring import Keyring, load_keyring
 from bastion.model import Clock, system_clock
 from bastion.store.apikeys import ApiKeyStore
 from bastion.store.engine import async_engine
 from bastion.store.migrate import current_revision, head_revision
 from bastion.store.users import UserStore
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -109,3 +114,26 @@ async def open_store(
         )
     finally:
         await engine.dispose()
+
+
+def run_with_store(
+    config_path: str | os.PathLike[str],
+    body: Callable[[StoreContext], Awaitable[T]],
+    *,
+    clock: Clock = system_clock,
+) -> T:
+    """Run ``body`` in a fresh event loop with the store open (for CLI commands).
+
+    Raises only :class:`BastionError` subclasses for expected failures: a bad config, a
+    missing key or database (ConfigError), a database that fails mid-way (Unavailable), a
+    missing or conflicting record.
+    """
+
+    async def main() -> T:
+        async with open_store(config_path, clock=clock) as ctx:
+            return await body(ctx)
+
+    try:
+        return asyncio.run(main())
+    except (SQLAlchemyError, OSError) as exc:
+        raise Unavailable(f"database error: {exc.__class__.__name__}: {exc}") from None

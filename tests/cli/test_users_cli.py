@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bastion.cli import app as root
+from bastion.cli.users import app
+from bastion.credentials._passwords import make_hasher
+from bastion.keyring import generate_master_key_file
+from bastion.store import migrate, open_store
+
+
+def make_config(folder: Path, *, migrated: bool = True) -> Path:
+    config = folder / "bastion.yaml"
+    config.write_text("storage:\n  url: sqlite:///data/bastion.db\n", encoding="utf-8")
+    generate_master_key_file(folder / "bastion.key")
+    (folder / "data").mkdir()
+    if migrated:
+        asyncio.run(migrate(f"sqlite:///{folder / 'data' / 'bastion.db'}"))
+    return config
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return make_config(tmp_path)
+
+
+runner = CliRunner()
+
+
+def invoke(config: Path, *args: str, input: str | None = None):
+    return runner.invoke(app, [*args, "--config", str(config)], input=input)
+
+
+def stored_user(config: Path, name: str):
+    async def get():
+        async with open_store(config) as ctx:
+            return await ctx.users.get_by_username(name)
+
+    return asyncio.run(get())
+
+
+def test_add_with_prompt_stores_an_argon2id_hash(config: Path) -> None:
+    result = invoke(config, "add", "alice", "--roles", "ops,admin", input="s3cret pw\ns3cret pw\n")
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.stdout
+    user = stored_user(config, "alice")
+    assert user.roles == ("admin", "ops")
+    assert user.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert make_hasher().verify(user.password_hash, "s3cret pw")
+
+
+def test_prompt_confirmation_mismatch_stores_nothing(config: Path) -> None:
+    result = invoke(config, "add", "alice", input="one\ntwo\none\none\n")
+    assert result.exit_code == 0  # typer asks again until both match
+    assert make_hasher().verify(stored_user(config, "alice").password_hash, "one")
+
+
+def test_password_stdin_and_passwd(config: Path) -> None:
+    assert invoke(config, "add", "bob", "--password-stdin", input="first\n").exit_code == 0
+    result = invoke(config, "passwd", "bob", "--password-stdin", input="second\r\n")
+    assert result.exit_code == 0, result.output
+    assert make_hasher().verify(stored_user(config, "bob").password_hash, "second")
+
+
+def test_disable_enable_roles_and_list(config: Path) -> None:
+    invoke(config, "add", "carol", "--password-stdin", input="pw\n")
+    assert invoke(config, "disable", "carol").exit_code == 0
+    assert stored_user(config, "carol").disabled is True
+    listing = invoke(config, "list")
+    assert "carol" in listing.stdout
+    assert "disabled" in listing.stdout
+    assert "argon2" not in listing.stdout
+    assert invoke(config, "enable", "carol").exit_code == 0
+    assert stored_user(config, "carol").disabled is False
+    assert invoke(config, "roles", "carol", "a,b").exit_code == 0
+    assert stored_user(config, "carol").roles == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["add", "bad:name", "--password-stdin"], "pw\n", "must not contain ':'"),
+        (["add", "ok", "--password-stdin"], "\n", "password is empty"),
+        (["add", "ok", "--password-stdin"], "x" * 1025 + "\n", "longer than 1024 bytes"),
+        (["disable", "ghost"], None, "no user 'ghost'"),
+        (["passwd", "ghost", "--password-stdin"], "pw\n", "no user 'ghost'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_1(
+    config: Path, args: list[str], stdin: str | None, message: str
+) -> None:
+    result = invoke(config, *args, input=stdin)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_duplicate_user(config: Path) -> None:
+    invoke(config, "add", "dan", "--password-stdin", input="pw\n")
+    result = invoke(config, "add", "dan", "--password-stdin", input="pw\n")
+    assert result.exit_code == 1
+    assert "already exists" in result.stderr
+
+
+def test_missing_config_exits_2(tmp_path: Path) -> None:
+    result = invoke(tmp_path / "nope.yaml", "list")
+    assert result.exit_code == 2
+    assert "no such file" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_bad_config_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "bastion.yaml").write_text("storage: [1, 2\n", encoding="utf-8")
+    result = invoke(tmp_path / "bastion.yaml", "list")
+    assert result.exit_code == 2
+    assert "bastion.yaml" in result.stderr
+
+
+def test_missing_key_file_exits_2(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    (tmp_path / "bastion.key").unlink()
+    result = invoke(config, "list")
+    assert result.exit_code == 2
+    assert "master key file not found" in result.stderr
+
+
+def test_missing_database_exits_2_and_creates_nothing(tmp_path: Path) -> None:
+    config = make_config(tmp_path, migrated=False)
+    result = invoke(config, "list")
+    assert result.exit_code == 2
+    assert "bastion init" in result.stderr
+    assert not (tmp_path / "data" / "bastion.db").exists()
+
+
+def test_unmigrated_database_exits_2(tmp_path: Path) -> None:
+    config = make_config(tmp_path, migrated=False)
+    (tmp_path / "data" / "bastion.db").touch()
+    result = invoke(config, "list")
+    assert result.exit_code == 2
+    assert "schema is at nothing" in result.stderr
+
+
+def test_unreachable_postgres_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "bastion.yaml").write_text(
+        "storage:\n  url: postgresql://u:hunter2@127.0.0.1:1/x\n", encoding="utf-8"
+    )
+    generate_master_key_file(tmp_path / "bastion.key")
+    result = invoke(tmp_path / "bastion.yaml", "list")
+    assert result.exit_code == 2
+    assert "cannot connect" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_config_from_environment(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BASTION_CONFIG", str(config))
+    result = runner.invoke(root, ["users", "add", "eve", "--password-stdin"], input="pw\n")
+    assert result.exit_code == 0, result.output
+    assert stored_user(config, "eve") is not None
