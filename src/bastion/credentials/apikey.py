@@ -184,9 +184,16 @@ class ApiKeys:
 
     @classmethod
     def from_keyring(
-        cls, store: ApiKeyStore, keyring: Keyring, config: ApiKeyConfig, **kwargs: object
+        cls,
+        store: ApiKeyStore,
+        keyring: Keyring,
+        config: ApiKeyConfig,
+        *,
+        clock: Clock = system_clock,
+        cache_size: int = 10_000,
     ) -> ApiKeys:
-        return cls(store, keyring.api_key_hmac, config, **kwargs)  # type: ignore[arg-type]
+        """The usual construction: the HMAC key derived from the deployment's keyring."""
+        return cls(store, keyring.api_key_hmac, config, clock=clock, cache_size=cache_size)
 
     def hash(self, token: str) -> str:
         mac = self._mac.copy()
