@@ -252,6 +252,8 @@ class SystemConfig(_Frozen):
 class Config(_Frozen):
     """The whole of ``bastion.yaml``."""
 
+    # How clients reach bastion (the ``iss`` of what it signs); default from ``listen``.
+    public_url: AnyHttpUrl | None = None
     listen: Listener = Field(default_factory=Listener)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     redis_url: str | None = None
@@ -290,6 +292,18 @@ class Config(_Frozen):
                 if issuer not in names:
                     raise ValueError(f"route {route.name!r} names unknown issuer {issuer!r}")
         return self
+
+    @property
+    def issuer_url(self) -> str:
+        if self.public_url is not None:
+            return str(self.public_url).rstrip("/")
+        scheme = "https" if self.listen.tls else "http"
+        host = self.listen.host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.listen.port}"
 
     def resolve(self, path: Path) -> Path:
         """A path from the config, relative to the config file's folder."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bastion.cli import keys, scan, users
+from bastion.cli import config_cmd, demo, keys, scan, serve, users
 
 app = typer.Typer(
     name="bastion",
@@ -13,6 +13,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command(name="init")(config_cmd.init)
+app.command(name="serve")(serve.serve)
+app.command(name="demo")(demo.demo)
+app.add_typer(config_cmd.config_app, name="config", help="Validate a bastion.yaml.")
 app.add_typer(keys.app, name="keys", help="Create, list, rotate and revoke API keys.")
 app.add_typer(users.app, name="users", help="Manage users (HTTP Basic and login).")
 app.command(name="scan")(scan.scan)

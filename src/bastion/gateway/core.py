@@ -28,6 +28,7 @@ from bastion.errors import (
 from bastion.gateway.decision import Decision
 from bastion.gateway.routes import Route, RouteTable, normalize_path
 from bastion.model import ANONYMOUS, Clock, CredentialType, Principal, RequestView, system_clock
+from bastion.ratelimit import LimitResult
 
 log = logging.getLogger("bastion.gateway")
 
@@ -63,18 +64,10 @@ class InternalError(BastionError):
     title = "Internal error"
 
 
-class LimitOutcome(Protocol):
-    allowed: bool
-    policy: str
-    reset_after: int
-
-    def headers(self) -> list[tuple[str, str]]: ...
-
-
 class Limiter(Protocol):
-    async def hit(self, policy: str, rate: str, key: str) -> LimitOutcome: ...
+    async def hit(self, policy: str, rate: str, key: str) -> LimitResult: ...
 
-    async def failures_blocked(self, *, account: str | None, ip: str) -> LimitOutcome | None: ...
+    async def failures_blocked(self, *, account: str | None, ip: str) -> LimitResult | None: ...
 
     async def record_failure(self, *, account: str | None, ip: str) -> None: ...
 
@@ -219,7 +212,7 @@ class Gateway:
             await self._limit("principal", self._rates.per_principal, subject, decision)
             if principal.client_id:
                 await self._limit("client", self._rates.per_client, principal.client_id, decision)
-            if principal.key_id:
+            if principal.key_id and principal.credential is CredentialType.API_KEY:
                 await self._limit("api_key", self._rates.per_api_key, principal.key_id, decision)
             await self._limit(f"route:{route.name}", route.config.rate_limit, subject, decision)
         decision.allowed = True
@@ -277,7 +270,7 @@ class Gateway:
             headers.append((p + "Issuer", header_safe(principal.issuer)))
         if principal.client_id:
             headers.append((p + "Client", header_safe(principal.client_id)))
-        if principal.key_id:
+        if principal.key_id and principal.credential is CredentialType.API_KEY:
             headers.append((p + "Key-Id", principal.key_id))
         if route.config.assertion and self.signer is not None:
             audience = str(route.config.upstream) if route.config.upstream else route.name

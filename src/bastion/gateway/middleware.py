@@ -125,7 +125,9 @@ def require(
         if need_methods is not None and principal.credential.value not in need_methods:
             raise BastionHTTPError(AuthenticationError("credential_method_not_allowed"), [])
         if not need_scopes <= principal.scopes:
-            challenge = f'Bearer error="insufficient_scope", scope="{" ".join(sorted(need_scopes))}"'
+            challenge = (
+                f'Bearer error="insufficient_scope", scope="{" ".join(sorted(need_scopes))}"'
+            )
             raise BastionHTTPError(
                 InsufficientScope("missing_scope"), [("WWW-Authenticate", challenge)]
             )

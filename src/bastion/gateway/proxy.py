@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
 
 import aiohttp
@@ -101,8 +101,15 @@ async def send_denial(send: Send, decision: Decision) -> None:
 class Proxy:
     """Forward allowed requests to their route's upstream."""
 
-    def __init__(self, gateway: Gateway, trust: Trust) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        trust: Trust,
+        *,
+        on_upstream_error: Callable[[str], None] | None = None,
+    ) -> None:
         self.gateway = gateway
+        self._on_upstream_error = on_upstream_error
         self.trust = trust
         self.max_body = gateway.config.limits.max_body_bytes
         self._session: aiohttp.ClientSession | None = None
@@ -225,10 +232,16 @@ class Proxy:
         except PayloadTooLarge:
             raise
         except TimeoutError:
+            self._upstream_failed(route.name)
             raise GatewayTimeout("upstream_timeout") from None
         except (aiohttp.ClientError, OSError) as exc:
+            self._upstream_failed(route.name)
             log.warning("upstream %s failed: %s", route.name, exc.__class__.__name__)
             raise BadGateway("upstream_unreachable") from None
+
+    def _upstream_failed(self, route: str) -> None:
+        if self._on_upstream_error is not None:
+            self._on_upstream_error(route)
 
     async def _body(self, receive: Receive) -> AsyncIterator[bytes]:
         received = 0

@@ -1,0 +1,115 @@
+"""The ASGI application ``bastion serve`` runs: system endpoints, the forward-auth
+endpoint and the reverse proxy, over one :class:`~bastion.gateway.runtime.Runtime`.
+
+System paths (``/healthz``, ``/readyz``, ``/metrics``, ``/.well-known/jwks.json`` and the
+forward-auth path) are answered by bastion itself; every other path is a proxied route.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import orjson
+
+from bastion.config import Config, load_config
+from bastion.gateway import forward_auth
+from bastion.gateway._asgi import SECURITY_HEADERS, Receive, Scope, Send, peer_address
+from bastion.gateway._asgi import send_response as respond
+from bastion.gateway.runtime import Runtime
+
+log = logging.getLogger("bastion.app")
+JSON = ("content-type", "application/json")
+
+
+class GatewayApp:
+    """The gateway as one ASGI callable; starts and stops its runtime on lifespan events."""
+
+    def __init__(self, config: Config, runtime: Runtime | None = None) -> None:
+        self.config = config
+        self.runtime = runtime
+        system = config.system
+        self._forward_auth_path = system.forward_auth_path
+        self._system = {
+            "/healthz": self._healthz,
+            "/readyz": self._readyz,
+            "/metrics": self._metrics,
+            "/.well-known/jwks.json": self._jwks,
+        }
+
+    async def startup(self) -> None:
+        if self.runtime is None:
+            self.runtime = await Runtime.start(self.config)
+
+    async def shutdown(self) -> None:
+        if self.runtime is not None:
+            await self.runtime.aclose()
+            self.runtime = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            # WebSocket upgrades are not decided yet: refuse rather than pass unchecked.
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.runtime is None:
+            await self.startup()
+        runtime = self.runtime
+        if runtime is None:  # pragma: no cover - startup either sets it or raises
+            raise RuntimeError("runtime not started")
+        path = scope["path"]
+        if path == self._forward_auth_path:
+            await forward_auth.handle(runtime.gateway, runtime.trust, scope, send)
+            return
+        system = self._system.get(path)
+        if system is not None and scope["method"] in ("GET", "HEAD"):
+            await system(runtime, scope, send)
+            return
+        await runtime.proxy(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # noqa: BLE001 - reported to the server, then exit
+                    log.error("bastion failed to start: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _healthz(self, runtime: Runtime, scope: Scope, send: Send) -> None:
+        await respond(send, 200, [JSON, *SECURITY_HEADERS], b'{"status":"ok"}')
+
+    async def _readyz(self, runtime: Runtime, scope: Scope, send: Send) -> None:
+        checks = await runtime.readiness()
+        ok = all(checks.values())
+        body = orjson.dumps({"status": "ready" if ok else "not ready", "checks": checks})
+        await respond(send, 200 if ok else 503, [JSON, *SECURITY_HEADERS], body)
+
+    async def _metrics(self, runtime: Runtime, scope: Scope, send: Send) -> None:
+        if not runtime.metrics_allowed(peer_address(scope)):
+            await respond(send, 404, [JSON, *SECURITY_HEADERS], b'{"code":"not_found"}')
+            return
+        body, content_type = runtime.metrics.render()
+        await respond(send, 200, [("content-type", content_type)], body)
+
+    async def _jwks(self, runtime: Runtime, scope: Scope, send: Send) -> None:
+        body = orjson.dumps(runtime.public_jwks())
+        headers = [JSON, ("cache-control", "public, max-age=300")]
+        await respond(send, 200, headers, body)
+
+
+def from_env() -> GatewayApp:
+    """Factory for the ASGI server: the config path comes from ``BASTION_CONFIG``."""
+    return GatewayApp(load_config(os.environ.get("BASTION_CONFIG", "bastion.yaml")))

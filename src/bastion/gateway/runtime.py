@@ -1,0 +1,226 @@
+"""Everything one gateway process holds, built from a :class:`Config` and closed as one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bastion.audit import AuditLog, Metrics
+from bastion.config import AuthMethod, Config
+from bastion.credentials import Authenticator
+from bastion.credentials._passwords import Passwords
+from bastion.credentials.apikey import ApiKeyAuthenticator, ApiKeys
+from bastion.credentials.basic import BasicAuthenticator
+from bastion.credentials.bearer import BearerAuthenticator
+from bastion.errors import ConfigError
+from bastion.gateway._asgi import Trust
+from bastion.gateway.core import Gateway
+from bastion.gateway.decision import Decision
+from bastion.gateway.proxy import Proxy
+from bastion.keyring import Keyring, load_keyring
+from bastion.model import Clock, RequestView, system_clock
+from bastion.ratelimit import RateLimiter
+from bastion.store import ApiKeyStore, UserStore, async_engine, check_schema
+from bastion.store.context import ensure_schema
+from bastion.store.engine import session_factory
+from bastion.tokens import InMemoryRevocations
+from bastion.tokens.keys import ASSERTION_PURPOSE, AssertionSigner, publish_jwks
+
+log = logging.getLogger("bastion.runtime")
+READINESS_TTL = 2.0
+
+
+class AuditObserver:
+    """Writes the audit line and updates the metrics for each decision."""
+
+    def __init__(self, audit: AuditLog, metrics: Metrics) -> None:
+        self.audit = audit
+        self.metrics = metrics
+
+    def decided(
+        self, request: RequestView, decision: Decision, front_door: str, seconds: float
+    ) -> None:
+        principal = decision.principal
+        route = decision.route.name if decision.route is not None else None
+        credential = principal.credential.value if principal is not None else None
+        outcome = "allow" if decision.allowed else "deny"
+        self.audit.emit(
+            {
+                "request_id": decision.request_id,
+                "client_ip": request.client_ip,
+                "method": request.method,
+                "host": request.host,
+                "path": request.path,
+                "route": route,
+                "front_door": front_door,
+                "principal": principal.subject if principal is not None else None,
+                "credential": credential,
+                "key_id": principal.key_id if principal is not None else None,
+                "issuer": principal.issuer if principal is not None else None,
+                "outcome": outcome,
+                "status": decision.status,
+                "reason": decision.reason,
+                "latency_ms": round(seconds * 1000, 3),
+            }
+        )
+        self.metrics.decision(
+            route=route or "_none",
+            outcome=outcome,
+            credential=credential or "none",
+            reason=decision.reason,
+            front_door=front_door,
+            seconds=seconds,
+        )
+        if decision.status == 429 and decision.error is not None:
+            self.metrics.rate_limit_denied(decision.reason.removeprefix("rate_limited:"))
+
+
+@dataclass
+class Runtime:
+    config: Config
+    keyring: Keyring
+    engine: AsyncEngine
+    gateway: Gateway
+    trust: Trust
+    proxy: Proxy
+    limiter: RateLimiter
+    audit: AuditLog
+    metrics: Metrics
+    revocations: InMemoryRevocations
+    metrics_trust: Trust
+    closers: list[Any] = field(default_factory=list)
+    _jwks: dict[str, Any] = field(default_factory=dict)
+    _ready: tuple[float, dict[str, bool]] = (0.0, {})
+
+    @classmethod
+    async def start(cls, config: Config, *, clock: Clock = system_clock) -> Runtime:
+        """Open storage, load keys and build the gateway. Raises ConfigError clearly."""
+        keyring = load_keyring(config.resolve(config.secrets.master_key_file))
+        engine = async_engine(config.database_url)
+        try:
+            await ensure_schema(engine, config.database_url)
+            return await cls._build(config, keyring, engine, clock)
+        except BaseException:
+            await engine.dispose()
+            raise
+
+    @classmethod
+    async def _build(
+        cls, config: Config, keyring: Keyring, engine: AsyncEngine, clock: Clock
+    ) -> Runtime:
+        needed = {m for r in config.routes for m in r.auth}
+        if AuthMethod.JWT in needed and not config.issuers:
+            raise ConfigError("routes accept jwt but no issuers are configured")
+        passwords = Passwords()
+        api_keys = ApiKeys.from_keyring(ApiKeyStore(engine, clock=clock), keyring, config.api_keys)
+        revocations = InMemoryRevocations(clock=clock)
+        bearer = BearerAuthenticator.from_config(
+            config.issuers,
+            clock=clock,
+            realm=config.basic.realm,
+            api_key_prefix=config.api_keys.prefix,
+            max_authorization_bytes=config.limits.max_authorization_bytes,
+            revoked=revocations,
+        )
+        authenticators: dict[AuthMethod, Authenticator] = {
+            AuthMethod.BASIC: BasicAuthenticator(
+                UserStore(engine, clock=clock), config.basic, passwords
+            ),
+            AuthMethod.API_KEY: ApiKeyAuthenticator(api_keys, config.api_keys),
+            AuthMethod.JWT: bearer,
+        }
+        signer = None
+        if any(r.assertion for r in config.routes):
+            async with session_factory(engine)() as session:
+                try:
+                    signer = await AssertionSigner.load(
+                        session,
+                        keyring,
+                        issuer=config.issuer_url,
+                        ttl=config.identity.assertion_ttl_seconds,
+                        clock=clock,
+                    )
+                except LookupError:
+                    raise ConfigError(
+                        "routes ask for signed assertions but no signing key exists "
+                        "(run 'bastion init')"
+                    ) from None
+        async with session_factory(engine)() as session:
+            jwks = await publish_jwks(session, purpose=ASSERTION_PURPOSE, clock=clock)
+        limiter = RateLimiter.from_config(config.rate_limits, config.redis_url, clock=clock)
+        audit_path = config.audit.path
+        if audit_path != "-":
+            audit_path = str(config.resolve(Path(audit_path)))
+        audit = AuditLog(audit_path, api_key_prefixes=(config.api_keys.prefix,), clock=clock)
+        metrics = Metrics(routes=[r.name for r in config.routes])
+        gateway = Gateway(
+            config,
+            authenticators=authenticators,
+            limiter=limiter,
+            observer=AuditObserver(audit, metrics),
+            signer=signer,
+            clock=clock,
+        )
+        trust = Trust(config.forwarded.trusted_proxies)
+        proxy = Proxy(gateway, trust, on_upstream_error=metrics.upstream_error)
+        await proxy.start()
+        runtime = cls(
+            config=config,
+            keyring=keyring,
+            engine=engine,
+            gateway=gateway,
+            trust=trust,
+            proxy=proxy,
+            limiter=limiter,
+            audit=audit,
+            metrics=metrics,
+            revocations=revocations,
+            metrics_trust=Trust(config.system.metrics_allow),
+            _jwks=jwks,
+        )
+        runtime.closers = [
+            proxy.close,
+            api_keys.aclose,
+            bearer.aclose,
+            limiter.aclose,
+            audit.aclose,
+            passwords.close,
+        ]
+        return runtime
+
+    def metrics_allowed(self, peer: str) -> bool:
+        return self.metrics_trust.trusted(peer)
+
+    def public_jwks(self) -> dict[str, Any]:
+        return self._jwks
+
+    async def readiness(self) -> dict[str, bool]:
+        """Database (and Redis) reachable; cached briefly so probes cannot load them."""
+        checked_at, result = self._ready
+        now = time.monotonic()
+        if result and now - checked_at < READINESS_TTL:
+            return result
+        checks = {"database": await check_schema(self.engine)}
+        if self.config.redis_url:
+            try:
+                await self.limiter.hit("readyz", "1000000/second", "probe")
+                checks["redis"] = True
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                checks["redis"] = False
+        self._ready = (now, checks)
+        return checks
+
+    async def aclose(self) -> None:
+        for close in self.closers:
+            with contextlib.suppress(Exception):
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+        await self.engine.dispose()
