@@ -227,3 +227,52 @@ def test_jwks_with_unusable_keys_ignores_them() -> None:
     index, skipped = parse_jwks(json.dumps(doc).encode())
     assert [k.kid for k in index.keys] == ["ok"]
     assert skipped == 6
+
+
+async def test_compressed_body_refused(clock: FakeClock) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["accept-encoding"] == "identity"
+        return httpx.Response(
+            200,
+            content=b"{}",
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as c:
+        cache = JwksCache("https://issuer.example/jwks", client=c, clock=clock)
+        with pytest.raises(Unavailable):
+            await cache.key_index(None)
+
+
+async def test_unexpected_error_is_contained(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("bug in a transport")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as c:
+        cache = JwksCache("https://issuer.example/jwks", client=c, clock=clock)
+        with caplog.at_level(logging.WARNING), pytest.raises(Unavailable):
+            await cache.key_index(None)
+    assert "unexpected RuntimeError" in caplog.text
+
+
+async def test_skipped_keys_are_logged_without_key_material(
+    server: JwksServer,
+    clock: FakeClock,
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    private = dict(EC_KEY_2.as_dict(private=True), kid="leaked")
+    server.set_keys([*PUBLIC_JWKS, private])
+    with caplog.at_level(logging.INFO, logger="bastion.tokens.jwks"):
+        v = make(server, clock, client)
+        await v.verify(es256())
+    assert "skipped 1 unusable keys" in caplog.text
+    assert str(private["d"]) not in caplog.text
+    assert await reason(v, mint_jwt(EC_KEY_2, claims(), "ES256", "leaked")) == "unknown_kid"
+
+
+def test_for_issuer_needs_a_jwks_url() -> None:
+    with pytest.raises(ValueError, match="jwks_url"):
+        JwksCache.for_issuer(issuer())

@@ -15,17 +15,17 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OctKey, OKPKey, RSAKey
 
 from bastion.config import Algorithm
-from bastion.tokens._compact import b64url_encode
+from bastion.tokens._compact import b64url_decode, b64url_encode
 
 MIN_RSA_BITS = 2048
 MIN_HMAC_BYTES = 32
 
 # Which algorithms each key type can verify; the only place kty meets alg.
 _ALGS_BY_KTY: dict[str, frozenset[str]] = {
-    "RSA": frozenset({Algorithm.RS256, Algorithm.PS256}),
-    "EC": frozenset({Algorithm.ES256}),
-    "OKP": frozenset({Algorithm.EDDSA}),
-    "oct": frozenset({Algorithm.HS256}),
+    "RSA": frozenset({Algorithm.RS256.value, Algorithm.PS256.value}),
+    "EC": frozenset({Algorithm.ES256.value}),
+    "OKP": frozenset({Algorithm.EDDSA.value}),
+    "oct": frozenset({Algorithm.HS256.value}),
 }
 _CURVES = {"EC": "P-256", "OKP": "Ed25519"}
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
@@ -97,16 +97,26 @@ def import_verification_key(
             raise KeyRejected("alg_not_supported")
     if kty in _CURVES and jwk.get("crv") != _CURVES[kty]:
         raise KeyRejected("unsupported_curve")
+    if kty == "RSA" and _modulus_bits(jwk.get("n")) < MIN_RSA_BITS:
+        # Checked before import: joserfc only warns, and a warning is not a refusal.
+        raise KeyRejected("weak_key")
     try:
         key = _IMPORTERS[kty].import_key(dict(jwk))
     except (JoseError, ValueError, TypeError, KeyError):
         raise KeyRejected("invalid_key") from None
-    if kty == "RSA" and key.raw_value.key_size < MIN_RSA_BITS:  # type: ignore[union-attr]
-        raise KeyRejected("weak_key")
     if kty == "oct" and len(key.raw_value) < MIN_HMAC_BYTES:  # type: ignore[arg-type]
         raise KeyRejected("weak_key")
     kid = jwk.get("kid")
     return VerificationKey(kid=kid, algorithms=algorithms, key=key)
+
+
+def _modulus_bits(n: object) -> int:
+    if not isinstance(n, str):
+        raise KeyRejected("invalid_key")
+    try:
+        return int.from_bytes(b64url_decode(n), "big").bit_length()
+    except ValueError:
+        raise KeyRejected("invalid_key") from None
 
 
 @dataclass(frozen=True, slots=True)
