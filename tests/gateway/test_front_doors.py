@@ -1,0 +1,232 @@
+"""The three front doors give the same decision for the same request (one core)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bastion.gateway.app import GatewayApp
+from bastion.gateway.middleware import BastionMiddleware
+from bastion.gateway.runtime import Runtime
+from tests._deploy import PASSWORD, Deployment
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def cases(d: Deployment) -> list[tuple[str, str, str, dict[str, str], int]]:
+    """(name, method, path?query, headers, expected status)"""
+    expired = d.jwt(exp=1_000_000_000, iat=999_999_000)
+    return [
+        ("public", "GET", "/public/x", {}, 200),
+        ("no credential", "GET", "/api/x", {}, 401),
+        ("api key", "GET", "/api/x", {"X-API-Key": d.api_key}, 200),
+        ("api key as bearer", "GET", "/api/x", {"Authorization": f"Bearer {d.api_key}"}, 200),
+        ("tampered api key", "GET", "/api/x", {"X-API-Key": d.api_key[:-3] + "AAA"}, 401),
+        ("key in query", "GET", f"/api/x?api_key={d.api_key}", {}, 401),
+        ("jwt", "GET", "/api/x", {"Authorization": f"Bearer {d.jwt()}"}, 200),
+        ("expired jwt", "GET", "/api/x", {"Authorization": f"Bearer {expired}"}, 401),
+        ("wrong audience", "GET", "/api/x", {"Authorization": f"Bearer {d.jwt(aud='x')}"}, 401),
+        ("basic", "POST", "/api/x", {"Authorization": basic("alice", PASSWORD)}, 200),
+        ("basic wrong pw", "GET", "/api/x", {"Authorization": basic("alice", "nope")}, 401),
+        ("basic unknown", "GET", "/api/x", {"Authorization": basic("mallory", "nope")}, 401),
+        ("garbage auth", "GET", "/api/x", {"Authorization": "Bearer a.b"}, 401),
+        ("missing scope", "GET", "/api/reports/1", {"X-API-Key": d.api_key}, 403),
+        ("has scope", "GET", "/api/reports/1", {"X-API-Key": d.reports_key}, 200),
+        ("missing role", "GET", "/api/admin/u", {"Authorization": basic("alice", PASSWORD)}, 403),
+        ("has role", "GET", "/api/admin/u", {"Authorization": basic("root", PASSWORD)}, 200),
+        ("no route", "GET", "/elsewhere", {"X-API-Key": d.api_key}, 404),
+        ("dot segments", "GET", "/public/%2e%2e/api/admin/u", {}, 400),
+        ("encoded slash", "GET", "/public%2f..%2fapi/admin/u", {}, 400),
+    ]
+
+
+def split(target: str) -> tuple[str, str]:
+    path, _, query = target.partition("?")
+    return path, query
+
+
+async def via_proxy(app: GatewayApp, method: str, target: str, headers: dict[str, str]) -> int:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        return (await client.request(method, target, headers=headers)).status_code
+
+
+async def via_forward_auth(
+    app: GatewayApp, method: str, target: str, headers: dict[str, str]
+) -> int:
+    transport = httpx.ASGITransport(app=app)
+    forwarded = {**headers, "X-Forwarded-Method": method, "X-Forwarded-Uri": target}
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        response = await client.get("/_bastion/auth", headers=forwarded)
+        assert response.content == b""  # forward-auth replies carry no body
+        return response.status_code
+
+
+def embedded_app(runtime: Runtime) -> Starlette:
+    async def echo(request: Request) -> JSONResponse:
+        principal = request.state.principal
+        return JSONResponse({"subject": principal.subject})
+
+    routes = [Route("/{path:path}", echo, methods=["GET", "POST", "HEAD"])]
+    app = Starlette(routes=routes)
+    app.add_middleware(BastionMiddleware, runtime=runtime)
+    return app
+
+
+async def via_middleware(app: Starlette, method: str, target: str, headers: dict[str, str]) -> int:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        return (await client.request(method, target, headers=headers)).status_code
+
+
+async def test_three_front_doors_agree(
+    app: GatewayApp, runtime: Runtime, deployment: Deployment
+) -> None:
+    embedded = embedded_app(runtime)
+    results: dict[str, tuple[int, int, int]] = {}
+    for name, method, target, headers, _ in cases(deployment):
+        results[name] = (
+            await via_proxy(app, method, target, headers),
+            await via_forward_auth(app, method, target, headers),
+            await via_middleware(embedded, method, target, headers),
+        )
+    expected = {name: (s, s, s) for name, _, _, _, s in cases(deployment)}
+    assert results == expected
+
+
+async def test_proxy_strips_spoofed_identity_and_credentials(
+    app: GatewayApp, deployment: Deployment
+) -> None:
+    transport = httpx.ASGITransport(app=app)
+    spoof = {
+        "X-API-Key": deployment.api_key,
+        "X-Bastion-Subject": "root",
+        "x-bastion-roles": "admin",
+        "X-Bastion-Assertion": "forged",
+        "Connection": "keep-alive, X-Secret-Hop",
+        "X-Secret-Hop": "must not pass",
+        "X-Forwarded-For": "198.51.100.7",
+    }
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        response = await client.get("/api/things?x=1", headers=spoof)
+    assert response.status_code == 200
+    seen = response.json()
+    headers: dict[str, Any] = seen["headers"]
+    assert headers["x-bastion-subject"] == "alice"
+    assert headers["x-bastion-roles"] == ""
+    assert headers["x-bastion-assertion"] != "forged"
+    assert "x-api-key" not in headers
+    assert "authorization" not in headers
+    assert seen["query"] == "x=1"
+    # ASGITransport's peer is 127.0.0.1 (trusted), so the hop it names is kept.
+    assert headers["x-forwarded-for"] == "198.51.100.7"
+
+
+async def test_proxy_streams_large_bodies_both_ways(
+    app: GatewayApp, deployment: Deployment
+) -> None:
+    transport = httpx.ASGITransport(app=app)
+    body = b"x" * (3 * 1024 * 1024)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        response = await client.post(
+            "/public/upload", content=body, headers={"Content-Type": "application/octet-stream"}
+        )
+    assert response.status_code == 200
+    assert response.json()["body_bytes"] == len(body)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+async def test_health_endpoints(app: GatewayApp, path: str) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        response = await client.get(path)
+    assert response.status_code == 200
+    if path == "/readyz":
+        assert response.json()["checks"] == {"database": True}
+
+
+async def test_metrics_only_for_allowed_peers(app: GatewayApp, deployment: Deployment) -> None:
+    local = httpx.ASGITransport(app=app)
+    remote = httpx.ASGITransport(app=app, client=("203.0.113.5", 5555))
+    async with httpx.AsyncClient(transport=local, base_url="http://gw") as client:
+        await client.get("/api/x", headers={"X-API-Key": deployment.api_key})
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert 'bastion_decisions_total{credential="api_key",outcome="allow"' in response.text
+    async with httpx.AsyncClient(transport=remote, base_url="http://gw") as client:
+        assert (await client.get("/metrics")).status_code == 404
+
+
+async def test_forward_auth_refuses_untrusted_peer(app: GatewayApp, deployment: Deployment) -> None:
+    remote = httpx.ASGITransport(app=app, client=("203.0.113.5", 5555))
+    headers = {
+        "X-Forwarded-Method": "GET",
+        "X-Forwarded-Uri": "/api/x",
+        "X-API-Key": deployment.api_key,
+    }
+    async with httpx.AsyncClient(transport=remote, base_url="http://gw") as client:
+        response = await client.get("/_bastion/auth", headers=headers)
+    assert response.status_code == 403
+    assert "x-bastion-subject" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 400),
+        ({"X-Forwarded-Method": "GET"}, 400),
+        ({"X-Forwarded-Method": "BREW", "X-Forwarded-Uri": "/api/x"}, 400),
+        ({"X-Original-Method": "GET", "X-Original-URI": "/api/x"}, 401),
+    ],
+)
+async def test_forward_auth_needs_the_original_request(
+    app: GatewayApp, headers: dict[str, str], status: int
+) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        response = await client.get("/_bastion/auth", headers=headers)
+    assert response.status_code == status
+    assert response.content == b""
+
+
+async def test_upstream_down_is_502_not_500(tmp_path: Any) -> None:
+    from bastion.gateway.runtime import Runtime as RT
+    from tests._deploy import make_deployment
+    from tests._services import free_port
+
+    d = await make_deployment(tmp_path / "x", f"http://127.0.0.1:{free_port()}")
+    rt = await RT.start(d.config)
+    try:
+        transport = httpx.ASGITransport(app=GatewayApp(d.config, rt))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            response = await client.get("/public/x")
+        assert response.status_code == 502
+        assert response.json()["code"] == "bad_gateway"
+        assert response.headers["content-type"] == "application/problem+json"
+    finally:
+        await rt.aclose()
+
+
+async def test_audit_log_has_one_line_per_decision_and_no_secret(
+    app: GatewayApp, runtime: Runtime, deployment: Deployment
+) -> None:
+    for _, method, target, headers, _ in cases(deployment):
+        await via_proxy(app, method, target, headers)
+    runtime.audit.flush()
+    text = deployment.audit_log.read_text()
+    lines = text.splitlines()
+    assert len(lines) == len(cases(deployment))
+    for secret in deployment.secrets_used:
+        assert secret not in text
+        assert secret[-20:] not in text
+    assert '"outcome":"allow"' in text
+    assert '"reason":"api_key_in_query"' in text
