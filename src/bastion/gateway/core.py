@@ -149,7 +149,8 @@ class Gateway:
         decision.error = error
         decision.upstream_headers = []
         if isinstance(error, RateLimited):
-            decision.headers.extend(error.headers)
+            # Report the exhausted policy, not an earlier one that still had room.
+            decision.headers = list(error.headers)
         elif isinstance(error, AuthenticationError):
             decision.headers.extend(self._challenges(decision.route, error))
         elif isinstance(error, InsufficientScope) and decision.route is not None:
