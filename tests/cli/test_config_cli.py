@@ -1,0 +1,105 @@
+"""bastion init / config check / serve: bad config fails with file, field and reason."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from bastion.cli import app
+
+runner = CliRunner()
+
+
+def test_init_writes_config_key_and_database(tmp_path: Path) -> None:
+    config = tmp_path / "bastion.yaml"
+    result = runner.invoke(app, ["init", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert config.exists()
+    key = tmp_path / "bastion.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "bastion.db").exists()
+    # the starter config is valid and commented
+    assert "#" in config.read_text()
+    check = runner.invoke(app, ["config", "check", "--config", str(config)])
+    assert check.exit_code == 0, check.output
+    assert "config OK" in check.output
+    # a second init keeps the key and the config
+    before = key.read_text()
+    again = runner.invoke(app, ["init", "--config", str(config)])
+    assert again.exit_code == 0
+    assert key.read_text() == before
+
+
+def test_config_check_names_file_field_and_problem(tmp_path: Path) -> None:
+    config = tmp_path / "bastion.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "listen": {"port": 70000},
+                "routes": [{"name": "r", "auth": ["kerberos"]}],
+                "rate_limits": {"per_ip": "lots"},
+            }
+        )
+    )
+    result = runner.invoke(app, ["config", "check", "--config", str(config)])
+    assert result.exit_code == 2
+    out = result.output
+    assert str(config) in out
+    assert "listen.port" in out
+    assert "routes.0.auth.0" in out
+    assert "rate_limits.per_ip" in out
+    assert "Traceback" not in out
+
+
+def test_yaml_syntax_error_gives_line(tmp_path: Path) -> None:
+    config = tmp_path / "bastion.yaml"
+    config.write_text("routes:\n  - name: [unclosed\n")
+    result = runner.invoke(app, ["config", "check", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "line" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["config", "check", "--config", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "no such file" in result.output
+
+
+def test_unknown_setting_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "bastion.yaml"
+    config.write_text("listen:\n  hots: 0.0.0.0\n")
+    result = runner.invoke(app, ["config", "check", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "listen.hots" in result.output
+
+
+def test_serve_with_missing_database_fails_cleanly(tmp_path: Path) -> None:
+    config = tmp_path / "bastion.yaml"
+    assert runner.invoke(app, ["init", "--config", str(config)]).exit_code == 0
+    (tmp_path / "bastion.db").unlink()
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bastion.cli", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 2
+    assert "bastion init" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_serve_with_bad_master_key_fails_cleanly(tmp_path: Path) -> None:
+    config = tmp_path / "bastion.yaml"
+    assert runner.invoke(app, ["init", "--config", str(config)]).exit_code == 0
+    (tmp_path / "bastion.key").write_text("too-short\n")
+    result = runner.invoke(app, ["serve", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "master key" in result.output
