@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.cli.test_users_cli import make_config
 from typer.testing import CliRunner
 
 from bastion.cli import app as root
@@ -14,6 +13,7 @@ from bastion.cli.keys import app, parse_duration, parse_expiry
 from bastion.credentials.apikey import ApiKeys, KeyFormat
 from bastion.model import Principal
 from bastion.store import ApiKeyRecord, open_store
+from tests.cli.test_users_cli import make_config
 
 runner = CliRunner()
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

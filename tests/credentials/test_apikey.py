@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.store._db import FakeClock
 
 from bastion.config import ApiKeyConfig
 from bastion.credentials.apikey import (
@@ -21,6 +20,7 @@ from bastion.errors import CredentialRefused, InvalidToken, Unavailable
 from bastion.keyring import Keyring
 from bastion.model import CredentialType, RequestView
 from bastion.store import ApiKeyRecord, ApiKeyStore, async_engine, migrate
+from tests.store._db import FakeClock
 
 CONFIG = ApiKeyConfig(cache_seconds=30)
 FMT = KeyFormat("bst_")

@@ -7,6 +7,19 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from joserfc.jwk import OctKey
+
+from bastion.config import AuthMethod
+from bastion.credentials import Authenticator
+from bastion.credentials.bearer import BearerAuthenticator, token_in_query
+from bastion.errors import (
+    AuthenticationError,
+    BadRequest,
+    CredentialRefused,
+    InvalidToken,
+    Unavailable,
+)
+from bastion.model import RequestView
+from bastion.tokens import InMemoryRevocations, mint_jwt
 from tests.tokens._helpers import (
     AUD,
     EC_KEY,
@@ -21,19 +34,6 @@ from tests.tokens._helpers import (
     issuer,
     jwks_server,
 )
-
-from bastion.config import AuthMethod
-from bastion.credentials import Authenticator
-from bastion.credentials.bearer import BearerAuthenticator, token_in_query
-from bastion.errors import (
-    AuthenticationError,
-    BadRequest,
-    CredentialRefused,
-    InvalidToken,
-    Unavailable,
-)
-from bastion.model import RequestView
-from bastion.tokens import InMemoryRevocations, mint_jwt
 
 OTHER_ISS = "https://other.example"
 

@@ -9,12 +9,12 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.tokens._helpers import FakeClock, es256, hs_issuer, issuer
 
 from bastion.credentials.bearer import BearerAuthenticator
 from bastion.errors import BadRequest, CredentialRefused, InvalidToken
 from bastion.model import RequestView
 from bastion.tokens._compact import parse_compact
+from tests.tokens._helpers import FakeClock, es256, hs_issuer, issuer
 
 EXPECTED = (InvalidToken, BadRequest, CredentialRefused)
 AUTH = BearerAuthenticator.from_config([issuer(), hs_issuer()], clock=FakeClock())
