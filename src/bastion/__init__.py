@@ -1,7 +1,25 @@
-"""bastion: API authentication done right."""
+"""bastion: API authentication done right.
+
+The public API is what this module exports; everything else may change.
+"""
 
 from __future__ import annotations
 
+from bastion.config import Config, load_config
+from bastion.errors import BastionError
+from bastion.gateway.middleware import BastionMiddleware, install_error_handler, require
+from bastion.model import CredentialType, Principal
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "BastionError",
+    "BastionMiddleware",
+    "Config",
+    "CredentialType",
+    "Principal",
+    "__version__",
+    "install_error_handler",
+    "load_config",
+    "require",
+]

@@ -19,6 +19,9 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
+
 from bastion.config import AuthMethod, Config, load_config
 from bastion.errors import AuthenticationError, BastionError, InsufficientScope
 from bastion.gateway._asgi import ASGIApp, Receive, Scope, Send
@@ -79,7 +82,9 @@ class BastionMiddleware:
             await send_denial(send, decision)
             return
         scope[PRINCIPAL_KEY] = decision.principal
-        scope.setdefault("state", {})["principal"] = decision.principal
+        state = scope.setdefault("state", {})
+        state["principal"] = decision.principal
+        state["request_id"] = decision.request_id
         await self.app(scope, receive, _with_headers(send, decision))
 
 
@@ -116,8 +121,6 @@ def require(
     need_roles = frozenset(roles)
     need_methods = frozenset(AuthMethod(m).value for m in methods) if methods else None
 
-    from starlette.requests import Request
-
     def dependency(request: Request) -> Principal:
         principal = request.scope.get(PRINCIPAL_KEY)
         if not isinstance(principal, Principal) or principal.credential.value == "anonymous":
@@ -140,8 +143,6 @@ def require(
 
 def install_error_handler(app: Any) -> None:
     """Render :class:`BastionHTTPError` as RFC 9457 problem+json in a FastAPI/Starlette app."""
-    from starlette.requests import Request
-    from starlette.responses import Response
 
     async def handler(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, BastionHTTPError):  # pragma: no cover - registered for one type
