@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import re
 import ssl
+import warnings
 
 from cryptography import x509
 
@@ -14,15 +16,25 @@ from bastion.scan.checks._base import Check
 
 SOON = datetime.timedelta(days=30)
 WEAK_CIPHERS = "RC4:3DES:DES:NULL:EXPORT:aNULL:eNULL:MD5:@SECLEVEL=0"
-OLD = (("TLS 1.0", ssl.TLSVersion.TLSv1), ("TLS 1.1", ssl.TLSVersion.TLSv1_1))
+WEAK_NAMES = re.compile(r"RC4|3DES|DES-CBC|NULL|EXP|MD5|ADH|AECDH|anon", re.I)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    OLD = (("TLS 1.0", ssl.TLSVersion.TLSv1), ("TLS 1.1", ssl.TLSVersion.TLSv1_1))
 
 
-def _context(verify: bool, cafile: str | None = None) -> ssl.SSLContext:
+def _context(
+    verify: bool, cafile: str | None = None, only: ssl.TLSVersion | None = None
+) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     # OpenSSL 3 will not even offer TLS 1.0/1.1 (or SHA-1 handshakes) above level 0: a probe
     # without this would report "not supported" for a server that happily speaks TLS 1.0.
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    with warnings.catch_warnings():
+        # Offering deprecated versions is the point of the probe.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = only or ssl.TLSVersion.TLSv1
+        if only is not None:
+            ctx.maximum_version = only
     if verify:
         ctx.check_hostname = True
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -57,9 +69,7 @@ class Tls(Check):
             return
         origin = ctx.target.origin_url
         for name, version in OLD:
-            probe = _context(verify=False)
-            probe.minimum_version = probe.maximum_version = version
-            obj = await self._try(ctx, probe)
+            obj = await self._try(ctx, _context(verify=False, only=version))
             if obj is not None:
                 self._report(
                     ctx,
@@ -67,7 +77,9 @@ class Tls(Check):
                     f"handshake completed with {obj.version()} using {obj.cipher()}",
                     Severity.MEDIUM,
                 )
+        # TLS 1.3 suites ignore set_ciphers: the weak-cipher offer must stop at TLS 1.2.
         weak = _context(verify=False)
+        weak.maximum_version = ssl.TLSVersion.TLSv1_2
         try:
             weak.set_ciphers(WEAK_CIPHERS)
             testable = True
@@ -75,9 +87,10 @@ class Tls(Check):
             testable = False  # this OpenSSL build has none of them: cannot test, do not guess
         if testable:
             obj = await self._try(ctx, weak)
-            if obj is not None and obj.cipher():
+            cipher = obj.cipher() if obj is not None else None
+            if cipher and WEAK_NAMES.search(cipher[0]):
                 self._report(
-                    ctx, "Weak cipher suite accepted", f"negotiated {obj.cipher()}", Severity.MEDIUM
+                    ctx, "Weak cipher suite accepted", f"negotiated {cipher}", Severity.MEDIUM
                 )
         await self._certificate(ctx, origin)
 

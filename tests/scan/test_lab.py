@@ -1,0 +1,97 @@
+"""Each check finds its flaw in the vulnerable lab target and stays silent on the fixed one."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bastion.scan import ScanResult
+from bastion.scan.checks import ALL_CHECKS
+from tests.scan.conftest import CAROL_KEY, FOCUSED, PAIRS, PASSWORDS, score
+
+FIXED_TARGETS = ("fixed", "fixed_rs", "fixed_es")
+JWT = re.compile(r"eyJ[\w-]{10,}\.[\w-]{10,}")
+
+
+def test_every_check_has_a_vulnerable_and_a_fixed_target() -> None:
+    for check in ALL_CHECKS:
+        vuln, fixed = PAIRS.get(check.id, ("vuln", "fixed"))
+        for name in (vuln, fixed):
+            assert name not in FOCUSED or check.id in FOCUSED[name], (check.id, name)
+
+
+def test_recall_is_total_and_no_false_positive(lab_results: dict[str, ScanResult]) -> None:
+    rows = score(lab_results)
+    missed = [check for check, found, _fp in rows if not found]
+    noisy = [check for check, _found, fp in rows if fp]
+    assert missed == []
+    assert noisy == []
+
+
+@pytest.mark.parametrize("name", FIXED_TARGETS)
+def test_fixed_targets_yield_no_finding_at_all(
+    lab_results: dict[str, ScanResult], name: str
+) -> None:
+    result = lab_results[name]
+    assert [(f.check, f.title) for f in result.findings] == []
+    assert result.errors == {}
+
+
+def test_scans_complete_without_errors(lab_results: dict[str, ScanResult]) -> None:
+    for name, result in lab_results.items():
+        assert result.errors == {}, name
+
+
+def test_per_origin_findings_are_reported_once(lab_results: dict[str, ScanResult]) -> None:
+    per_origin = {
+        "security_headers",
+        "version_disclosure",
+        "trace_method",
+        "cors",
+        "transport",
+        "no_rate_limit",
+        "verbose_errors",
+    }
+    for check in per_origin:
+        titles = [f.title for f in lab_results["vuln"].findings if f.check == check]
+        assert len(titles) == len(set(titles)) == 1, (check, titles)
+
+
+def test_every_finding_is_complete(lab_results: dict[str, ScanResult]) -> None:
+    for result in lab_results.values():
+        for f in result.findings:
+            assert f.title
+            assert f.why
+            assert f.fix
+            assert f.endpoint.startswith("http")
+            assert f.cwe > 0
+            assert f.owasp.value.startswith("API")
+            assert f.evidence, f.check
+            assert all(e.request and e.response for e in f.evidence)
+
+
+def test_evidence_never_carries_a_secret(lab_results: dict[str, ScanResult]) -> None:
+    secrets = [*PASSWORDS.values(), CAROL_KEY]
+    for result in lab_results.values():
+        for f in result.findings:
+            for e in f.evidence:
+                text = e.request + e.response + e.note
+                for secret in secrets:
+                    assert secret not in text, (f.check, secret)
+                assert JWT.search(text) is None, f.check
+
+
+def test_forged_identity_is_the_evidence_for_jwt_findings(
+    lab_results: dict[str, ScanResult],
+) -> None:
+    forged = [
+        f
+        for f in lab_results["vuln"].findings
+        if f.check.startswith("jwt_") and f.check != "jwt_lifetime"
+    ]
+    assert forged
+    for f in forged:
+        # The claims named another user, and the identity endpoint answered as that user.
+        assert "answered as" in f.evidence[0].note
+        assert '"username": "bob"' in f.evidence[0].response or "bob" in f.evidence[0].note
