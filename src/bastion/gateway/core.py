@@ -259,22 +259,24 @@ class Gateway:
         self, principal: Principal, route: Route, request: RequestView
     ) -> list[tuple[str, str]]:
         p = self._prefix
+        is_key = principal.credential is CredentialType.API_KEY
+        # Every name is always present (empty when unknown), so a proxy that copies a
+        # fixed list never forwards a client's own value or a literal placeholder.
         headers = [
             (p + "Subject", header_safe(principal.subject)),
             (p + "Credential", principal.credential.value),
             (p + "Scopes", header_safe(" ".join(sorted(principal.scopes)))),
             (p + "Roles", header_safe(" ".join(sorted(principal.roles)))),
+            (p + "Issuer", header_safe(principal.issuer or "")),
+            (p + "Client", header_safe(principal.client_id or "")),
+            (p + "Key-Id", header_safe(principal.key_id or "") if is_key else ""),
             (p + "Route", route.name),
             (p + "Request-Id", request.request_id),
         ]
-        if principal.issuer:
-            headers.append((p + "Issuer", header_safe(principal.issuer)))
-        if principal.client_id:
-            headers.append((p + "Client", header_safe(principal.client_id)))
-        if principal.key_id and principal.credential is CredentialType.API_KEY:
-            headers.append((p + "Key-Id", principal.key_id))
         if route.config.assertion and self.signer is not None:
             audience = str(route.config.upstream) if route.config.upstream else route.name
             token = self.signer.sign(principal, audience, request.request_id)
-            headers.append((self.config.identity.assertion_header, token))
+        else:
+            token = ""
+        headers.append((self.config.identity.assertion_header, token))
         return headers

@@ -1,0 +1,102 @@
+"""Debian's Caddy with forward_auth in front of bastion and a real upstream, using the
+Caddyfile from docs/snippets (only the addresses are substituted)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests._deploy import Deployment, make_deployment
+from tests._procs import bastion_serve, demo_upstream, running
+from tests._services import free_port
+
+SNIPPET = Path(__file__).parents[2] / "docs" / "snippets" / "Caddyfile"
+
+
+def caddy_binary() -> str:
+    found = shutil.which("caddy")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("caddy is not installed (scripts/test installs it)")
+        pytest.skip("caddy is not installed (apt-get install caddy)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Deployment]]:
+    binary = caddy_binary()
+    folder = tmp_path_factory.mktemp("caddy-stack")
+    with demo_upstream() as upstream:
+        bastion_port = free_port()
+        d = asyncio.run(
+            make_deployment(
+                folder / "bastion", upstream, listen={"host": "127.0.0.1", "port": bastion_port}
+            )
+        )
+        with bastion_serve(d.config_file, bastion_port):
+            port = free_port()
+            site = SNIPPET.read_text()
+            site = site.replace("api.example.com", f"http://127.0.0.1:{port}")
+            site = site.replace("127.0.0.1:8080", f"127.0.0.1:{bastion_port}")
+            site = site.replace("127.0.0.1:9000", upstream.removeprefix("http://"))
+            caddyfile = folder / "Caddyfile"
+            caddyfile.write_text("{\n\tadmin off\n\tauto_https off\n}\n" + site)
+            env_home = folder / "home"
+            env_home.mkdir()
+            cmd = [binary, "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
+            old_home = os.environ.get("HOME")
+            os.environ["HOME"] = str(env_home)  # Caddy keeps its state under $HOME
+            try:
+                with running(cmd, port, log=folder / "caddy.log"):
+                    yield f"http://127.0.0.1:{port}", d
+            finally:
+                if old_home is not None:
+                    os.environ["HOME"] = old_home
+
+
+def test_allowed_with_identity_and_no_credentials_upstream(
+    stack: tuple[str, Deployment],
+) -> None:
+    base, d = stack
+    response = httpx.get(base + "/api/hello", headers={"X-API-Key": d.api_key}, timeout=10)
+    assert response.status_code == 200
+    seen = response.json()["headers"]
+    assert seen["x-bastion-subject"] == "alice"
+    assert seen["x-bastion-credential"] == "api_key"
+    assert "x-api-key" not in seen
+    assert "{" not in "".join(seen.values())  # no literal Caddy placeholders
+
+
+def test_jwt_allowed_and_bad_jwt_refused(stack: tuple[str, Deployment]) -> None:
+    base, d = stack
+    good = httpx.get(base + "/api/hello", headers={"Authorization": f"Bearer {d.jwt()}"})
+    assert good.status_code == 200
+    bad = httpx.get(base + "/api/hello", headers={"Authorization": f"Bearer {d.jwt()}x"})
+    assert bad.status_code == 401
+    assert 'error="invalid_token"' in bad.headers["www-authenticate"]
+
+
+def test_refusals_pass_through_with_their_status(stack: tuple[str, Deployment]) -> None:
+    base, d = stack
+    assert httpx.get(base + "/api/hello").status_code == 401
+    reports = httpx.get(base + "/api/reports/1", headers={"X-API-Key": d.api_key})
+    assert reports.status_code == 403
+    assert httpx.get(base + "/nowhere", headers={"X-API-Key": d.api_key}).status_code == 404
+
+
+def test_spoofed_identity_headers_are_dropped(stack: tuple[str, Deployment]) -> None:
+    base, d = stack
+    response = httpx.get(
+        base + "/public/x",
+        headers={"X-Bastion-Subject": "root", "X-Bastion-Roles": "admin"},
+        timeout=10,
+    )
+    seen = response.json()["headers"]
+    assert seen["x-bastion-subject"] == "anonymous"
+    assert seen.get("x-bastion-roles", "") == ""
