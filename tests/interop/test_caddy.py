@@ -91,7 +91,7 @@ def test_refusals_pass_through_with_their_status(stack: tuple[str, Deployment]) 
 
 
 def test_spoofed_identity_headers_are_dropped(stack: tuple[str, Deployment]) -> None:
-    base, d = stack
+    base, _ = stack
     response = httpx.get(
         base + "/public/x",
         headers={"X-Bastion-Subject": "root", "X-Bastion-Roles": "admin"},
