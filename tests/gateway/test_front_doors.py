@@ -230,3 +230,23 @@ async def test_audit_log_has_one_line_per_decision_and_no_secret(
         assert secret[-20:] not in text
     assert '"outcome":"allow"' in text
     assert '"reason":"api_key_in_query"' in text
+
+
+async def test_envoy_ext_authz_path_prefix_form(app: GatewayApp, deployment: Deployment) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        allowed = await client.post(
+            "/_bastion/auth/api/orders?x=1", headers={"X-API-Key": deployment.api_key}
+        )
+        refused = await client.post("/_bastion/auth/api/orders")
+        scoped = await client.get(
+            "/_bastion/auth/api/reports/q3", headers={"X-API-Key": deployment.api_key}
+        )
+        sneaky = await client.get(
+            "/_bastion/auth/public/%2e%2e/api/admin", headers={"X-API-Key": deployment.api_key}
+        )
+    assert allowed.status_code == 200
+    assert allowed.headers["x-bastion-subject"] == "alice"
+    assert refused.status_code == 401
+    assert scoped.status_code == 403
+    assert sneaky.status_code == 400

@@ -30,6 +30,7 @@ class GatewayApp:
         self.runtime = runtime
         system = config.system
         self._forward_auth_path = system.forward_auth_path
+        self._forward_auth_prefix = system.forward_auth_path.rstrip("/") + "/"
         self._system = {
             "/healthz": self._healthz,
             "/readyz": self._readyz,
@@ -65,6 +66,11 @@ class GatewayApp:
         path = scope["path"]
         if path == self._forward_auth_path:
             await forward_auth.handle(runtime.gateway, runtime.trust, scope, send)
+            return
+        if path.startswith(self._forward_auth_prefix):
+            rest = scope.get("raw_path", b"").decode("latin-1").partition("?")[0]
+            rest = rest[len(self._forward_auth_path) :] or path[len(self._forward_auth_path) :]
+            await forward_auth.handle(runtime.gateway, runtime.trust, scope, send, rest)
             return
         system = self._system.get(path)
         if system is not None and scope["method"] in ("GET", "HEAD"):

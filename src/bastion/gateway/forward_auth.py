@@ -33,14 +33,22 @@ def _original(headers: dict[str, str], *names: str) -> str | None:
     return None
 
 
-def view_from_forwarded(scope: Scope, trust: Trust) -> RequestView:
-    """The original request, as described by a trusted proxy's headers."""
+def view_from_forwarded(scope: Scope, trust: Trust, prefix_path: str = "") -> RequestView:
+    """The original request, as described by a trusted proxy's headers.
+
+    ``prefix_path`` is what followed the forward-auth path (Envoy's ``path_prefix`` form).
+    """
     headers = header_dict(scope["headers"])
     peer = peer_address(scope)
     if not trust.trusted(peer):
         raise UntrustedForwarder("untrusted_forwarder")
     method = _original(headers, "x-forwarded-method", "x-original-method")
     uri = _original(headers, "x-forwarded-uri", "x-original-uri")
+    if method is None and uri is None and prefix_path:
+        # Envoy ext_authz (HTTP service): same method, original path after the prefix.
+        method = scope["method"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        uri = prefix_path + ("?" + query if query else "")
     if method is None or uri is None:
         raise BadRequest("missing_forwarded_request")
     method = method.upper()
@@ -61,9 +69,11 @@ def view_from_forwarded(scope: Scope, trust: Trust) -> RequestView:
     )
 
 
-async def handle(gateway: Gateway, trust: Trust, scope: Scope, send: Send) -> None:
+async def handle(
+    gateway: Gateway, trust: Trust, scope: Scope, send: Send, prefix_path: str = ""
+) -> None:
     try:
-        view = view_from_forwarded(scope, trust)
+        view = view_from_forwarded(scope, trust, prefix_path)
     except BastionError as exc:
         headers = [("x-bastion-error", exc.code), ("x-bastion-status", str(exc.status))]
         await _send(send, exc.status, headers)
