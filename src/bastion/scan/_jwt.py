@@ -6,14 +6,17 @@ joserfc refuses to make these tokens, rightly; an attacker's tool has to make th
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 
 _HMAC = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 
@@ -111,11 +114,6 @@ class AttackerKey:
 
     def self_signed_cert_pem(self) -> bytes:
         """A throwaway certificate for ``x5u`` (a URL to an X.509 chain, RFC 7515 §4.1.5)."""
-        import datetime
-
-        from cryptography import x509
-        from cryptography.x509.oid import NameOID
-
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bastion-scan canary")])
         now = datetime.datetime.now(datetime.UTC)
         cert = (

@@ -129,23 +129,42 @@ def parse_text(text: str, source: str = "<spec>") -> dict[str, Any]:
     return data
 
 
+def _map(node: Any) -> dict[str, Any]:
+    return node if isinstance(node, dict) else {}
+
+
+def _seq(node: Any) -> list[Any]:
+    return node if isinstance(node, list) else []
+
+
 def load_spec(doc: dict[str, Any], source: str = "<spec>") -> ApiSpec:
-    """Turn a parsed OpenAPI/Swagger document into operations."""
+    """Turn a parsed OpenAPI/Swagger document into operations.
+
+    Raises:
+        SpecError: the document's structure is not an API description.
+    """
+    try:
+        return _load(doc, source)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise SpecError(f"{source}: malformed OpenAPI document ({exc})") from None
+
+
+def _load(doc: dict[str, Any], source: str) -> ApiSpec:
     resolver = _Resolver(doc)
     swagger2 = str(doc.get("swagger", "")).startswith("2")
     if swagger2:
         base_path = str(doc.get("basePath", "") or "")
-        schemes = dict(doc.get("securityDefinitions") or {})
+        schemes = _map(doc.get("securityDefinitions"))
     else:
         base_path = _server_path(doc.get("servers"))
-        schemes = dict((doc.get("components") or {}).get("securitySchemes") or {})
-    global_security = doc.get("security")
+        schemes = _map(_map(doc.get("components")).get("securitySchemes"))
+    global_security = _seq(doc.get("security")) if "security" in doc else None
     spec = ApiSpec(security_schemes=schemes, base_path=base_path.rstrip("/"), source=source)
-    for raw_path, item in (doc.get("paths") or {}).items():
+    for raw_path, item in _map(doc.get("paths")).items():
         item = resolver.deref(item)
-        if not isinstance(item, dict):
+        if not isinstance(item, dict) or not str(raw_path).startswith("/"):
             continue
-        shared = [resolver.deref(p) for p in item.get("parameters", [])]
+        shared = [resolver.deref(p) for p in _seq(item.get("parameters"))]
         for method in METHODS:
             op = item.get(method)
             if isinstance(op, dict):
@@ -184,7 +203,7 @@ def _operation(
     params: dict[tuple[str, str], Param] = {}
     body_schema: dict[str, Any] | None = None
     media = "application/json"
-    for raw in [*shared, *(resolver.deref(p) for p in op.get("parameters", []))]:
+    for raw in [*shared, *(resolver.deref(p) for p in _seq(op.get("parameters")))]:
         if not isinstance(raw, dict) or "name" not in raw:
             continue
         where = str(raw.get("in", "query"))
@@ -195,6 +214,8 @@ def _operation(
             media = "application/x-www-form-urlencoded"
             continue
         schema = resolver.resolve_schema(raw.get("schema")) or raw
+        if not isinstance(raw["name"], str):
+            continue
         params[(where, raw["name"])] = Param(
             name=str(raw["name"]),
             location=where,
@@ -203,13 +224,13 @@ def _operation(
             example=raw.get("example", schema.get("example", schema.get("default"))),
         )
     if not swagger2 and isinstance(op.get("requestBody"), dict):
-        content = resolver.deref(op["requestBody"]).get("content") or {}
+        content = _map(_map(resolver.deref(op["requestBody"])).get("content"))
         for candidate in ("application/json", "application/x-www-form-urlencoded"):
             if candidate in content:
                 media = candidate
-                body_schema = resolver.resolve_schema(content[candidate].get("schema"))
+                body_schema = resolver.resolve_schema(_map(content[candidate]).get("schema"))
                 break
-    security = op.get("security", global_security)
+    security = _seq(op["security"]) if "security" in op else global_security
     schemes = tuple(name for req in (security or []) if isinstance(req, dict) for name in req)
     return Operation(
         method=method.upper(),
@@ -221,7 +242,7 @@ def _operation(
         # An empty requirement ({}) in the list makes authentication optional.
         secured=bool(security) and all(bool(req) for req in security),
         security_schemes=schemes,
-        tags=tuple(str(t) for t in op.get("tags", [])),
+        tags=tuple(str(t) for t in _seq(op.get("tags"))),
         summary=str(op.get("summary", "")),
         operation_id=str(op.get("operationId", "")),
     )
@@ -230,14 +251,14 @@ def _operation(
 def _response_schema(
     op: dict[str, Any], resolver: _Resolver, swagger2: bool
 ) -> dict[str, Any] | None:
-    responses = op.get("responses") or {}
-    for code in ("200", "201", 200, 201):
+    responses: dict[Any, Any] = _map(op.get("responses"))
+    for code in ("200", "201", 200, 201):  # YAML may give the codes as integers
         resp = resolver.deref(responses.get(code))
         if not isinstance(resp, dict):
             continue
         if swagger2:
             return resolver.resolve_schema(resp.get("schema"))
-        content = resp.get("content") or {}
+        content = _map(resp.get("content"))
         media = content.get("application/json") or next(iter(content.values()), None)
         if isinstance(media, dict):
             return resolver.resolve_schema(media.get("schema"))

@@ -78,7 +78,9 @@ async def run_scan(config: ScanConfig, progress: Progress | None = None) -> Scan
         ctx = ScanContext(target, spec, identities, config.options, canary, redactor)
         ctx.state["login_exchanges"] = logins
         await _run_checks(ctx, checks, result, progress)
-        result.findings = sorted(ctx.findings, key=lambda f: (-f.severity, f.check, f.endpoint))
+        # A dry run proves nothing: it lists the opening requests and reports no finding.
+        found = [] if config.dry_run else ctx.findings
+        result.findings = sorted(found, key=lambda f: (-f.severity, f.check, f.endpoint))
     result.requests_sent = target.sent
     result.planned = target.planned
     result.elapsed_seconds = time.monotonic() - started

@@ -1,0 +1,136 @@
+"""``bastion scan`` on the command line: exit codes, formats, --self, --dry-run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bastion.cli import app
+from bastion.cli.scan import self_target
+from tests.scan._servers import ServerThread
+from tests.scan.vulnapi import API, State, VulnConfig, make_app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[dict[str, tuple[str, State]]]:
+    out = {}
+    servers = []
+    for name, vulnerable in (("vuln", True), ("fixed", False)):
+        application, state = make_app(VulnConfig(vulnerable=vulnerable))
+        server = ServerThread(application).start()
+        servers.append(server)
+        out[name] = (server.url, state)
+    yield out
+    for server in servers:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["ftp://example.test/"],
+        ["http://127.0.0.1:1/", "--auth", "alice"],
+        ["http://127.0.0.1:1/", "--auth", "alice=magic:x"],
+        ["http://127.0.0.1:1/", "--login", "alice=login"],
+        ["http://127.0.0.1:1/", "--checks", "no_such_check"],
+        ["http://127.0.0.1:1/", "--fail-on", "severe"],
+        ["http://127.0.0.1:1/", "--format", "pdf"],
+        ["http://127.0.0.1:1/", "--admin", "nobody"],
+        ["http://127.0.0.1:1/", "--auth", "a=bearer:x", "--auth", "a=bearer:y"],
+        ["http://127.0.0.1:1/", "--openapi", "/nonexistent/spec.json"],
+        ["--self", "--config", "/nonexistent/bastion.yaml"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = runner.invoke(app, ["scan", "--quiet", *args])
+    assert result.exit_code == 2, result.output
+
+
+def test_fail_on_exits_1_with_a_finding_at_or_above(
+    pair: dict[str, tuple[str, State]], tmp_path: Path
+) -> None:
+    url, _ = pair["vuln"]
+    out = tmp_path / "scan.sarif"
+    login = f"alice={API}/login?username=alice&password=wonderland"
+    args = [
+        "scan",
+        url,
+        "--login",
+        login,
+        "--checks",
+        "cors,trace_method",
+        "--rps",
+        "50",
+        "--format",
+        "sarif",
+        "--output",
+        str(out),
+        "--fail-on",
+    ]
+    assert runner.invoke(app, [*args, "high"]).exit_code == 1
+    assert runner.invoke(app, [*args, "critical"]).exit_code == 0
+    log = json.loads(out.read_text())
+    assert {r["ruleId"] for r in log["runs"][0]["results"]} == {"cors", "trace_method"}
+
+
+def test_clean_target_exits_0_and_prints_json(pair: dict[str, tuple[str, State]]) -> None:
+    url, _ = pair["fixed"]
+    result = runner.invoke(
+        app,
+        [
+            "scan",
+            url,
+            "--quiet",
+            "--checks",
+            "cors,trace_method",
+            "--format",
+            "json",
+            "--fail-on",
+            "info",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["findings"] == []
+
+
+def test_terminal_summary_lists_findings(pair: dict[str, tuple[str, State]]) -> None:
+    url, _ = pair["vuln"]
+    result = runner.invoke(app, ["scan", url, "--checks", "trace_method,version_disclosure"])
+    assert result.exit_code == 0
+    assert "HTTP TRACE enabled" in result.output
+    assert "finding(s)" in result.output
+
+
+def test_dry_run_from_the_cli_sends_nothing(pair: dict[str, tuple[str, State]]) -> None:
+    url, state = pair["vuln"]
+    before = len(state.requests)
+    result = runner.invoke(app, ["scan", url, "--dry-run", "--format", "json", "--quiet"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["planned"]
+    assert len(state.requests) == before
+
+
+def test_self_scan_derives_the_url_from_bastion_yaml(
+    pair: dict[str, tuple[str, State]], tmp_path: Path
+) -> None:
+    url, state = pair["fixed"]
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    config = tmp_path / "bastion.yaml"
+    config.write_text(f"listen:\n  host: 0.0.0.0\n  port: {port}\n")
+    assert self_target(config) == (f"http://127.0.0.1:{port}/", None)
+    before = len(state.requests)
+    result = runner.invoke(
+        app, ["scan", "--self", "--config", str(config), "--dry-run", "--format", "json", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    planned = json.loads(result.stdout)["planned"]
+    assert planned
+    assert all(f"127.0.0.1:{port}" in line for line in planned)
+    assert len(state.requests) == before

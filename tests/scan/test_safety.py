@@ -1,0 +1,144 @@
+"""Safe by default: one origin only, the budget and the rate hold, a dry run sends nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import ClassVar
+
+import httpx
+import pytest
+
+from bastion.scan import OriginRefused, ScanConfig, Severity, Target, parse_login, run_scan
+from bastion.scan._context import ScanContext
+from bastion.scan._model import Owasp
+from bastion.scan.checks import Check
+from tests.scan._servers import ServerThread
+from tests.scan.vulnapi import API, State, VulnConfig, make_app
+
+LOGIN = f"alice={API}/login?username=alice&password=wonderland"
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[tuple[str, State]]:
+    app, state = make_app(VulnConfig(vulnerable=True))
+    server = ServerThread(app).start()
+    yield server.url, state
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def bystander() -> Iterator[tuple[str, State]]:
+    """Another server on loopback that no scan of ``target`` may ever reach."""
+    app, state = make_app(VulnConfig(vulnerable=True))
+    server = ServerThread(app).start()
+    yield server.url, state
+    server.stop()
+
+
+class Rogue(Check):
+    """A check that tries to reach another origin, every way it can."""
+
+    id = "rogue"
+    title = "rogue"
+    severity = Severity.INFO
+    owasp = Owasp.API8
+    cwe = 1
+    why = fix = "-"
+    other: ClassVar[str] = ""
+
+    async def run(self, ctx: ScanContext) -> None:
+        await ctx.send("GET", self.other + "steal")
+
+
+async def test_target_refuses_another_origin(
+    target: tuple[str, State], bystander: tuple[str, State]
+) -> None:
+    url, _ = target
+    other, other_state = bystander
+    before = len(other_state.requests)
+    async with Target(url, rps=0) as t:
+        for attempt in (
+            other,
+            other.replace("127.0.0.1", "localhost"),
+            url.replace("http://", "https://"),
+            "ftp://127.0.0.1/",
+        ):
+            with pytest.raises(OriginRefused):
+                await t.request("GET", attempt)
+        # A sibling is only the same host over plain HTTP on a port the user named.
+        with pytest.raises(OriginRefused):
+            await t.request("GET", other, sibling=True)
+        assert t.sent == 0
+    assert len(other_state.requests) == before
+
+
+async def test_a_check_cannot_bypass_the_target(
+    target: tuple[str, State], bystander: tuple[str, State], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = target
+    other, other_state = bystander
+    before = len(other_state.requests)
+    monkeypatch.setattr(Rogue, "other", other)
+    monkeypatch.setattr("bastion.scan._runner.ALL_CHECKS", (Rogue,))
+    result = await run_scan(
+        ScanConfig(
+            base_url=url, rps=0, checks=["rogue"], openapi_text='{"openapi": "3.0.0", "paths": {}}'
+        )
+    )
+    assert result.errors["rogue"].startswith("blocked")
+    assert len(other_state.requests) == before
+
+
+async def test_budget_is_never_exceeded(target: tuple[str, State]) -> None:
+    url, state = target
+    before = len(state.requests)
+    result = await run_scan(
+        ScanConfig(base_url=url, rps=0, max_requests=25, logins=[parse_login(LOGIN)])
+    )
+    assert result.requests_sent == 25
+    assert len(state.requests) - before == 25
+    assert any("budget" in why for why in result.errors.values())
+
+
+async def test_rate_is_honoured(target: tuple[str, State]) -> None:
+    url, state = target
+    before = len(state.requests)
+    await run_scan(ScanConfig(base_url=url, rps=10, max_requests=12, logins=[parse_login(LOGIN)]))
+    times = sorted(t for t, _m, _p in state.requests[before:])
+    assert len(times) == 12
+    assert times[-1] - times[0] >= 11 / 10 * 0.9  # 12 requests at 10/s span >= 1.1 s
+    for i, start in enumerate(times):  # and no second holds more than the rate allows
+        assert sum(1 for t in times[i:] if t - start < 1.0) <= 11
+
+
+async def test_dry_run_sends_nothing(target: tuple[str, State]) -> None:
+    url, state = target
+    before = len(state.requests)
+    result = await run_scan(ScanConfig(base_url=url, dry_run=True, logins=[parse_login(LOGIN)]))
+    await asyncio.sleep(0.2)
+    assert len(state.requests) == before
+    assert result.requests_sent == 0
+    assert result.findings == []
+    assert result.planned
+    assert all(
+        line.split(" ", 2)[1].startswith(url) or line.startswith("TLS") for line in result.planned
+    )
+
+
+async def test_network_failures_are_not_findings() -> None:
+    from tests._services import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/"  # nothing listens here
+    result = await run_scan(ScanConfig(base_url=url, rps=0, timeout=1))
+    assert result.findings == []
+
+
+def test_unsafe_methods_are_not_sent_by_default(target: tuple[str, State]) -> None:
+    url, state = target
+    before = len(state.requests)
+    asyncio.run(run_scan(ScanConfig(base_url=url, rps=0, logins=[parse_login(LOGIN)])))
+    methods = {m for _t, m, _p in state.requests[before:]}
+    assert "DELETE" not in methods
+    assert "PUT" not in methods
+    assert httpx.get(url, timeout=5).status_code == 200  # the target is still up

@@ -1,0 +1,221 @@
+"""The scanner's parsers and helpers, on their own (property tests for untrusted input)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bastion.scan import IdentityError, Severity, SpecError, _jwt, parse_auth, parse_login
+from bastion.scan._canary import Canary
+from bastion.scan._identity import json_path, token_from
+from bastion.scan._openapi import load_spec, parse_endpoint_list, parse_text
+from bastion.scan._redact import MASK, Redactor
+from bastion.scan._wordlist import DEFAULT_SECRETS, expand
+
+
+def test_redactor_masks_credentials_everywhere() -> None:
+    red = Redactor(secrets=["hunter2-password"])
+    assert red.header("Authorization", "Bearer abc.def.ghi") == f"Bearer {MASK}"
+    assert red.header("Cookie", "a=1; b=2") == f"a={MASK}; b={MASK}"
+    assert red.header("Set-Cookie", "sid=xyz; Path=/; HttpOnly") == f"sid={MASK}; Path=/; HttpOnly"
+    assert red.header("Content-Type", "application/json") == "application/json"
+    text = red.text('{"password": "p4ss", "token": "t0k", "role": "user", "n": 3} hunter2-password')
+    assert "p4ss" not in text
+    assert "t0k" not in text
+    assert "hunter2-password" not in text
+    assert '"role": "user"' in text
+    assert red.text("/login?api_key=k3y&x=1") == f"/login?api_key={MASK}&x=1"
+    jwt = _jwt.sign_hmac({"alg": "HS256"}, {"sub": "alice"}, b"k")
+    assert jwt not in red.text(f"token {jwt} here")
+
+
+def test_identities_parse() -> None:
+    assert parse_auth("a=bearer:tok").headers() == {"Authorization": "Bearer tok"}
+    assert parse_auth("k=apikey:X-Key:v").headers() == {"X-Key": "v"}
+    assert parse_auth("c=cookie:sid=1").headers() == {"Cookie": "sid=1"}
+    basic = parse_auth("b=basic:u:p:w").headers()["Authorization"]
+    assert basic == "Basic dTpwOnc="
+    name, recipe = parse_login("alice=/api/login?username=alice&password=a%26b&token=$.data.jwt")
+    assert name == "alice"
+    assert recipe.password == "a&b"
+    assert recipe.username == "alice"
+    assert recipe.token_path == "$.data.jwt"
+    for bad in ("noequals", "a=", "a=basic:nocolon", "a=cookie:novalue"):
+        with pytest.raises(IdentityError):
+            parse_auth(bad)
+    for bad in ("a=http://evil.test/login?u=1", "a=/login", "a=login?u=1"):
+        with pytest.raises(IdentityError):
+            parse_login(bad)
+
+
+def test_tokens_are_found_in_login_replies() -> None:
+    assert token_from({"access_token": "t"}, None) == "t"
+    assert token_from({"data": {"token": "n"}}, None) == "n"
+    assert token_from({"data": {"jwt": "j"}}, "$.data.jwt") == "j"
+    assert token_from({"x": 1}, None) is None
+    assert json_path({"a": [{"b": 2}]}, "a.0.b") == 2
+
+
+def test_openapi3_with_refs_servers_and_public_operations() -> None:
+    doc = {
+        "openapi": "3.0.3",
+        "servers": [{"url": "https://api.example.test/v1"}],
+        "security": [{"bearer": []}],
+        "components": {
+            "schemas": {"User": {"type": "object", "properties": {"id": {}, "name": {}}}},
+            "parameters": {"Id": {"name": "id", "in": "path", "schema": {"type": "integer"}}},
+        },
+        "paths": {
+            "/users/{id}": {
+                "parameters": [{"$ref": "#/components/parameters/Id"}],
+                "get": {
+                    "responses": {
+                        "200": {
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/User"}
+                                }
+                            }
+                        }
+                    }
+                },
+            },
+            "/health": {"get": {"security": [], "responses": {}}},
+            "/opt": {"get": {"security": [{}, {"bearer": []}], "responses": {}}},
+        },
+    }
+    spec = load_spec(doc)
+    user = spec.find("GET", "/v1/users/{id}")
+    assert user is not None
+    assert user.secured
+    assert user.declared_fields() == {"id", "name"}
+    assert user.path_params[0].type == "integer"
+    assert user.fill({"id": 7}) == "/v1/users/7"
+    assert not spec.find("GET", "/v1/health").secured  # type: ignore[union-attr]
+    assert not spec.find("GET", "/v1/opt").secured  # type: ignore[union-attr]
+
+
+def test_swagger2_body_and_query_keys() -> None:
+    doc = {
+        "swagger": "2.0",
+        "basePath": "/api",
+        "securityDefinitions": {"key": {"type": "apiKey", "in": "query", "name": "api_key"}},
+        "paths": {
+            "/login": {
+                "post": {
+                    "parameters": [
+                        {
+                            "name": "body",
+                            "in": "body",
+                            "schema": {"type": "object", "properties": {"user": {}, "pass": {}}},
+                        }
+                    ],
+                    "responses": {"200": {"schema": {"type": "object"}}},
+                }
+            }
+        },
+    }
+    spec = load_spec(doc)
+    op = spec.operations[0]
+    assert op.key == "POST /api/login"
+    assert set(op.body_schema["properties"]) == {"user", "pass"}  # type: ignore[index]
+    assert spec.security_schemes["key"]["in"] == "query"
+
+
+def test_endpoint_lists() -> None:
+    spec = parse_endpoint_list("GET /a\n/b  # comment\n\nPOST /c/{id}\n")
+    assert [o.key for o in spec.operations] == ["GET /a", "GET /b", "POST /c/{id}"]
+    with pytest.raises(SpecError):
+        parse_endpoint_list("FETCH /a")
+
+
+@given(st.text(max_size=300))
+def test_any_text_is_a_spec_or_a_spec_error(text: str) -> None:
+    with contextlib.suppress(SpecError):
+        load_spec(parse_text(text))
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+_keys = st.sampled_from(
+    [
+        "paths",
+        "components",
+        "security",
+        "servers",
+        "parameters",
+        "get",
+        "$ref",
+        "requestBody",
+        "responses",
+        "schema",
+        "properties",
+        "in",
+        "name",
+        "basePath",
+        "securityDefinitions",
+        "#/paths",
+    ]
+)
+
+
+@given(
+    st.dictionaries(_keys, _json | st.dictionaries(_keys, _json, max_size=4), max_size=6),
+    st.sampled_from(["openapi", "swagger"]),
+)
+def test_hostile_documents_never_crash_the_loader(doc: dict[str, object], key: str) -> None:
+    doc[key] = "3.0.0" if key == "openapi" else "2.0"
+    with contextlib.suppress(SpecError):
+        load_spec(parse_text(json.dumps(doc)))
+
+
+@given(st.text(max_size=200))
+def test_jwt_parser_never_raises(text: str) -> None:
+    parsed = _jwt.parse(text)
+    assert parsed is None or isinstance(parsed.header, dict)
+
+
+def test_jwt_helpers_round_trip() -> None:
+    token = _jwt.sign_hmac({"alg": "HS256", "typ": "JWT"}, {"sub": "a"}, b"secret")
+    parsed = _jwt.parse(token)
+    assert parsed is not None
+    assert _jwt.hmac_matches(parsed, b"secret")
+    assert not _jwt.hmac_matches(parsed, b"other")
+    assert _jwt.parse(_jwt.unsigned({"alg": "none"}, {"a": 1})) is not None
+
+
+def test_wordlist_is_ours_and_extends() -> None:
+    assert {"secret", "changeme", "your-256-bit-secret", "supersecret"} <= set(DEFAULT_SECRETS)
+    words = expand(("my-own",), ("acme",))
+    assert words[0] == "my-own"
+    assert "acme-secret" in words
+
+
+def test_severity_parse_and_order() -> None:
+    assert Severity.parse("High") is Severity.HIGH
+    assert Severity.CRITICAL > Severity.HIGH > Severity.MEDIUM > Severity.LOW > Severity.INFO
+    with pytest.raises(ValueError, match="unknown severity"):
+        Severity.parse("severe")
+
+
+async def test_canary_records_fetches() -> None:
+    import httpx
+
+    async with Canary() as canary:
+        url = canary.publish("application/json", b'{"keys": []}', ".json")
+        assert not canary.fetched(url)
+        async with httpx.AsyncClient() as client:
+            reply = await client.get(url)
+            missing = await client.get(url + "x")
+        assert reply.json() == {"keys": []}
+        assert missing.status_code == 404
+        assert canary.fetched(url)
