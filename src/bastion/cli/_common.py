@@ -1,24 +1,30 @@
-"""What every command shares: the --config option and turning errors into one clear line."""
+"""What every command shares: the ``--config`` option, one-line errors, store access.
+
+Expected failures become one line on stderr and an exit code (2: config, key file or
+database problem; 1: no such record, a conflict or bad input), never a traceback.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from bastion.errors import BastionError
+from bastion.errors import BastionError, ConfigError, Unavailable
+from bastion.store import StoreContext, run_with_store
 
 T = TypeVar("T")
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-ConfigOption = Annotated[
+ConfigPath = Annotated[
     Path,
     typer.Option(
         "--config",
@@ -31,9 +37,9 @@ ConfigOption = Annotated[
 DEFAULT_CONFIG = Path("bastion.yaml")
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
-    return typer.Exit(code=code)
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(Text(f"error: {message}"))
+    raise typer.Exit(code)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -41,8 +47,23 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
     except BastionError as exc:
-        raise fail(str(exc)) from None
+        fail(str(exc))
 
 
-def config_path(path: Path | None) -> Path:
-    return path if path is not None else Path(os.environ.get("BASTION_CONFIG", DEFAULT_CONFIG))
+def run_command(config: Path, body: Callable[[StoreContext], Awaitable[T]]) -> T:
+    """Open config + keyring + database, run ``body``, close; failures exit cleanly."""
+    try:
+        return run_with_store(config, body)
+    except (ConfigError, Unavailable) as exc:
+        fail(exc.detail or exc.reason, 2)
+    except BastionError as exc:
+        fail(exc.detail or exc.reason, 1)
+
+
+def split_list(value: str | None) -> list[str]:
+    """``"a, b,,c"`` → ``["a", "b", "c"]``."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def when(moment: datetime | None, never: str = "never") -> str:
+    return never if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bastion.cli._common import DEFAULT_CONFIG, ConfigOption, console, fail, run
+from bastion.cli._common import DEFAULT_CONFIG, ConfigPath, fail, out, run
 from bastion.config import Config, load_config
 from bastion.errors import BastionError
 from bastion.keyring import generate_master_key_file, load_keyring
@@ -31,43 +31,43 @@ async def prepare_storage(config: Config) -> None:
 
 
 def init(
-    config: ConfigOption = DEFAULT_CONFIG,
+    config: ConfigPath = DEFAULT_CONFIG,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing bastion.yaml.")
     ] = False,
 ) -> None:
     """Write a commented starter bastion.yaml and a master key, and create the database."""
     if config.exists() and not force:
-        console.print(f"{config} exists; keeping it (use --force to overwrite).")
+        out.print(f"{config} exists; keeping it (use --force to overwrite).")
     else:
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(starter_config(), encoding="utf-8")
-        console.print(f"wrote {config}")
+        out.print(f"wrote {config}")
     try:
         loaded = load_config(config)
     except BastionError as exc:
-        raise fail(str(exc)) from None
+        fail(str(exc))
     key_file = loaded.resolve(loaded.secrets.master_key_file)
     if key_file.exists():
-        console.print(f"{key_file} exists; keeping it.")
+        out.print(f"{key_file} exists; keeping it.")
     else:
         generate_master_key_file(key_file)
-        console.print(f"wrote {key_file} (mode 0600) - back it up and keep it secret")
+        out.print(f"wrote {key_file} (mode 0600) - back it up and keep it secret")
     run(prepare_storage(loaded))
-    console.print(f"database ready: {loaded.storage.url}")
-    console.print(
+    out.print(f"database ready: {loaded.storage.url}")
+    out.print(
         "next: [bold]bastion users add NAME[/] or [bold]bastion keys create[/], then "
         "[bold]bastion serve[/]"
     )
 
 
 @config_app.command("check")
-def check(config: ConfigOption = DEFAULT_CONFIG) -> None:
+def check(config: ConfigPath = DEFAULT_CONFIG) -> None:
     """Validate a bastion.yaml and show what it configures."""
     try:
         loaded = load_config(config)
     except BastionError as exc:
-        raise fail(str(exc)) from None
+        fail(str(exc))
     table = Table(title=f"{config}: routes (first match wins)")
     for column in ("route", "match", "upstream", "auth", "requires", "limit"):
         table.add_column(column)
@@ -78,10 +78,10 @@ def check(config: ConfigOption = DEFAULT_CONFIG) -> None:
         table.add_row(
             r.name, match, str(r.upstream or "-"), auth, needs or "-", r.rate_limit or "-"
         )
-    console.print(table)
+    out.print(table)
     issuers = ", ".join(i.name for i in loaded.issuers) or "none"
-    console.print(
+    out.print(
         f"issuers: {issuers}; storage: {loaded.storage.url}; "
         f"redis: {'yes' if loaded.redis_url else 'no'}"
     )
-    console.print("[green]config OK[/]")
+    out.print("[green]config OK[/]")

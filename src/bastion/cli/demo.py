@@ -14,7 +14,7 @@ import typer
 import yaml
 from joserfc.jwk import ECKey
 
-from bastion.cli._common import console, fail, run
+from bastion.cli._common import fail, out, run
 from bastion.cli.config_cmd import prepare_storage
 from bastion.cli.serve import Server, load_checked, run_server
 from bastion.config import Config, load_config
@@ -132,11 +132,11 @@ def _print_guide(base: str, creds: dict[str, str], folder: Path) -> None:
         ),
         ("metrics (loopback only)", f"curl -s {base}/metrics | grep bastion_decisions"),
     ]
-    console.print(f"\n[bold]bastion demo[/] - files in {folder} (audit log: audit.log)\n")
+    out.print(f"\n[bold]bastion demo[/] - files in {folder} (audit log: audit.log)\n")
     for title, command in lines:
-        console.print(f"[dim]# {title}[/]")
-        console.print(command, highlight=False, soft_wrap=True)
-    console.print()
+        out.print(f"[dim]# {title}[/]")
+        out.print(command, highlight=False, soft_wrap=True)
+    out.print()
 
 
 def demo(
@@ -168,4 +168,4 @@ def demo(
         upstream.terminate()
         upstream.wait(timeout=10)
     if upstream.returncode not in (0, -15):
-        raise fail(f"the demo upstream exited with {upstream.returncode}")
+        fail(f"the demo upstream exited with {upstream.returncode}")

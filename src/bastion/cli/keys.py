@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from bastion.cli.users import (
+from bastion.cli._common import (
     DEFAULT_CONFIG,
     ConfigPath,
     err,

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bastion.cli._common import DEFAULT_CONFIG, ConfigOption, console, fail
+from bastion.cli._common import DEFAULT_CONFIG, ConfigPath, fail, out
 from bastion.config import Config, load_config
 from bastion.errors import BastionError
 
@@ -35,7 +35,7 @@ def load_checked(config_path: Path) -> Config:
         config = load_config(config_path)
         asyncio.run(preflight(config))
     except BastionError as exc:
-        raise fail(str(exc)) from None
+        fail(str(exc))
     return config
 
 
@@ -44,7 +44,7 @@ def run_server(config_path: Path, config: Config, server: Server, *, quiet: bool
     listen = config.listen
     if not quiet:
         scheme = "https" if listen.tls else "http"
-        console.print(
+        out.print(
             f"bastion gateway on {scheme}://{listen.host}:{listen.port} "
             f"({server.value}, {listen.workers} worker(s)); Ctrl-C stops it"
         )
@@ -84,7 +84,7 @@ def _run_uvicorn(config: Config) -> None:
     try:
         import uvicorn
     except ImportError:
-        raise fail("uvicorn is not installed (pip install uvicorn)") from None
+        fail("uvicorn is not installed (pip install uvicorn)")
     import ssl
 
     listen = config.listen
@@ -107,7 +107,7 @@ def _run_uvicorn(config: Config) -> None:
 
 
 def serve(
-    config: ConfigOption = DEFAULT_CONFIG,
+    config: ConfigPath = DEFAULT_CONFIG,
     server: Annotated[Server, typer.Option(help="ASGI server to run.")] = Server.GRANIAN,
 ) -> None:
     """Run the gateway: reverse proxy, forward-auth endpoint, /metrics, /healthz, /readyz."""

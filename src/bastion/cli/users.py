@@ -1,69 +1,29 @@
-"""``bastion users``: user administration (HTTP Basic and login).
-
-Also home of the plumbing every store-backed command shares: the ``--config`` option and
-:func:`run_command`, which turns expected failures into one line on stderr and an exit
-code (2: config or database problem; 1: no such record or a conflict), never a traceback.
-"""
+"""``bastion users``: user administration (HTTP Basic and login)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import datetime
-from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bastion.cli._common import (
+    DEFAULT_CONFIG,
+    ConfigPath,
+    err,
+    fail,
+    out,
+    run_command,
+    split_list,
+    when,
+)
 from bastion.credentials._passwords import hash_password
 from bastion.credentials.basic import check_password, check_username
-from bastion.errors import BastionError, ConfigError, Unavailable
-from bastion.store import StoreContext, UserRecord, run_with_store
-
-T = TypeVar("T")
+from bastion.store import StoreContext, UserRecord
 
 app = typer.Typer(no_args_is_help=True)
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-ConfigPath = Annotated[
-    Path,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar="BASTION_CONFIG",
-        help="Path of bastion.yaml.",
-        show_default=True,
-    ),
-]
-DEFAULT_CONFIG = Path("bastion.yaml")
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(Text(f"error: {message}"))
-    raise typer.Exit(code)
-
-
-def run_command(config: Path, body: Callable[[StoreContext], Awaitable[T]]) -> T:
-    """Open config + keyring + database, run ``body``, close; failures exit cleanly."""
-    try:
-        return run_with_store(config, body)
-    except (ConfigError, Unavailable) as exc:
-        fail(exc.detail or exc.reason, 2)
-    except BastionError as exc:
-        fail(exc.detail or exc.reason, 1)
-
-
-def split_list(value: str | None) -> list[str]:
-    """``"a, b,,c"`` → ``["a", "b", "c"]``."""
-    return [item.strip() for item in (value or "").split(",") if item.strip()]
-
-
-def when(moment: datetime | None, never: str = "never") -> str:
-    return never if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _username(name: str) -> str:
