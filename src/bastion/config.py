@@ -87,12 +87,18 @@ DEFAULT_ALGORITHMS = (Algorithm.EDDSA, Algorithm.ES256, Algorithm.RS256, Algorit
 
 
 class IssuerConfig(_Frozen):
-    """A token issuer the gateway trusts, with its keys from exactly one source."""
+    """A token issuer the gateway trusts, with its keys from exactly one source.
+
+    ``discovery_url`` names an OpenID Connect Discovery / RFC 8414 metadata document:
+    its ``issuer`` must equal ``issuer`` exactly and its ``jwks_uri`` is then used as
+    ``jwks_url`` would be.
+    """
 
     name: str = Field(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")
     issuer: str = Field(min_length=1)
     audiences: list[str] = Field(min_length=1)
     jwks_url: AnyHttpUrl | None = None
+    discovery_url: AnyHttpUrl | None = None
     keys: list[dict[str, Any]] | None = None
     hs256_secret: SecretStr | None = None
     algorithms: list[Algorithm] = Field(default_factory=lambda: list(DEFAULT_ALGORITHMS))
@@ -102,12 +108,13 @@ class IssuerConfig(_Frozen):
     jwks_min_refresh_seconds: int = Field(30, ge=1)
     scope_claims: list[str] = Field(default_factory=lambda: ["scope", "scp"])
     roles_claim: str = "roles"
+    subject_claim: str = Field("sub", pattern=r"^[A-Za-z0-9_:.-]{1,64}$")
 
     @model_validator(mode="after")
     def _one_key_source(self) -> IssuerConfig:
-        sources = [s for s in (self.jwks_url, self.keys, self.hs256_secret) if s is not None]
-        if len(sources) != 1:
-            raise ValueError("give exactly one of jwks_url, keys or hs256_secret")
+        given = (self.jwks_url, self.discovery_url, self.keys, self.hs256_secret)
+        if sum(s is not None for s in given) != 1:
+            raise ValueError("give exactly one of jwks_url, discovery_url, keys or hs256_secret")
         if Algorithm.HS256 in self.algorithms and self.hs256_secret is None:
             raise ValueError("HS256 is allowed only with an explicitly configured hs256_secret")
         if self.hs256_secret is not None:
@@ -239,6 +246,21 @@ class IdentityConfig(_Frozen):
     assertion_ttl_seconds: int = Field(60, ge=5, le=3600)
 
 
+class ResponseHeadersConfig(_Frozen):
+    """Hardening of responses the gateway passes back from upstreams."""
+
+    harden: bool = True  # nosniff, frame-ancestors 'none', no-store when the upstream set none
+    hsts_max_age: int = Field(31536000, ge=0)  # on HTTPS responses; 0 turns HSTS off
+    strip: list[str] = Field(
+        default_factory=lambda: [
+            "server",
+            "x-powered-by",
+            "x-aspnet-version",
+            "x-aspnetmvc-version",
+        ]
+    )
+
+
 class SystemConfig(_Frozen):
     forward_auth_path: str = "/_bastion/auth"
     metrics_allow: list[IPNet] = Field(
@@ -267,6 +289,7 @@ class Config(_Frozen):
     basic: BasicConfig = Field(default_factory=BasicConfig)
     api_keys: ApiKeyConfig = Field(default_factory=ApiKeyConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    response_headers: ResponseHeadersConfig = Field(default_factory=ResponseHeadersConfig)
     system: SystemConfig = Field(default_factory=SystemConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -250,3 +250,21 @@ async def test_envoy_ext_authz_path_prefix_form(app: GatewayApp, deployment: Dep
     assert refused.status_code == 401
     assert scoped.status_code == 403
     assert sneaky.status_code == 400
+
+
+async def test_proxied_responses_are_hardened(app: GatewayApp, deployment: Deployment) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        private = await client.get("/api/x", headers={"X-API-Key": deployment.api_key})
+        public = await client.get("/public/x")
+        tls = await client.get(
+            "/api/x", headers={"X-API-Key": deployment.api_key, "X-Forwarded-Proto": "https"}
+        )
+    for response in (private, public):
+        assert "server" not in response.headers  # the upstream's "aiohttp/x.y" is stripped
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert "strict-transport-security" not in response.headers
+    assert private.headers["cache-control"] == "no-store"
+    assert "cache-control" not in public.headers
+    assert tls.headers["strict-transport-security"].startswith("max-age=31536000")

@@ -121,7 +121,8 @@ class BearerAuthenticator:
         :class:`~bastion.tokens.InMemoryRevocations`.
         """
         owned = None
-        if http_client is None and any(i.jwks_url is not None for i in issuers):
+        fetches = any(i.jwks_url is not None or i.discovery_url is not None for i in issuers)
+        if http_client is None and fetches:
             http_client = owned = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         verifiers = [
             JwtVerifier.from_config(i, http_client=http_client, clock=clock) for i in issuers

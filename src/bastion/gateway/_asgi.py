@@ -105,4 +105,5 @@ async def send_response(
 SECURITY_HEADERS = [
     ("cache-control", "no-store"),
     ("x-content-type-options", "nosniff"),
+    ("content-security-policy", "frame-ancestors 'none'"),
 ]

@@ -28,7 +28,7 @@ from bastion.gateway._asgi import ASGIApp, Receive, Scope, Send
 from bastion.gateway.decision import Decision
 from bastion.gateway.proxy import send_denial, view_from_scope
 from bastion.gateway.runtime import Runtime
-from bastion.model import Principal
+from bastion.model import CredentialType, Principal
 
 FRONT_DOOR = "middleware"
 PRINCIPAL_KEY = "bastion.principal"
@@ -85,16 +85,21 @@ class BastionMiddleware:
         state = scope.setdefault("state", {})
         state["principal"] = decision.principal
         state["request_id"] = decision.request_id
-        await self.app(scope, receive, _with_headers(send, decision))
+        await self.app(scope, receive, _with_headers(send, decision, runtime, view.secure))
 
 
-def _with_headers(send: Send, decision: Decision) -> Send:
+def _with_headers(send: Send, decision: Decision, runtime: Runtime, secure: bool) -> Send:
     extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in decision.headers]
     extra.append((b"x-request-id", decision.request_id.encode()))
+    principal = decision.principal
+    authenticated = principal is not None and principal.credential is not CredentialType.ANONYMOUS
 
     async def wrapped(message: Any) -> None:
         if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), *extra]
+            headers = [*message.get("headers", []), *extra]
+            message["headers"] = runtime.proxy.hardening.apply(
+                headers, authenticated=authenticated, secure=secure
+            )
         await send(message)
 
     return wrapped

@@ -27,10 +27,11 @@ from bastion.gateway._asgi import (
     request_id,
     send_response,
 )
+from bastion.gateway._hardening import Hardening
 from bastion.gateway.core import Gateway
 from bastion.gateway.decision import PROBLEM_TYPE, Decision
 from bastion.gateway.routes import Route
-from bastion.model import RequestView
+from bastion.model import CredentialType, RequestView
 
 log = logging.getLogger("bastion.proxy")
 FRONT_DOOR = "proxy"
@@ -112,6 +113,7 @@ class Proxy:
         self._on_upstream_error = on_upstream_error
         self.trust = trust
         self.max_body = gateway.config.limits.max_body_bytes
+        self.hardening = Hardening(gateway.config.response_headers)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> aiohttp.ClientSession:
@@ -223,6 +225,11 @@ class Proxy:
                 out.append((b"x-request-id", decision.request_id.encode()))
                 for name, value in decision.headers:
                     out.append((name.encode(), value.encode()))
+                authenticated = (
+                    decision.principal is not None
+                    and decision.principal.credential is not CredentialType.ANONYMOUS
+                )
+                out = self.hardening.apply(out, authenticated=authenticated, secure=view.secure)
                 await send(
                     {"type": "http.response.start", "status": upstream.status, "headers": out}
                 )

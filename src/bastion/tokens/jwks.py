@@ -59,6 +59,40 @@ def parse_jwks(raw: bytes) -> tuple[KeyIndex, int]:
     return KeyIndex.of(keys), len(doc["keys"]) - len(keys)
 
 
+async def fetch_bounded(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    accept: str,
+    content_types: frozenset[str],
+    time_limit: float,
+    max_bytes: int,
+) -> bytes:
+    """GET ``url`` and return its body: 200 only, one of ``content_types``, bounded.
+
+    Raises:
+        JwksFetchError: a status other than 200, another content type, a compressed or
+            oversized body.
+        httpx.HTTPError, TimeoutError, OSError: the transport failed or took too long.
+    """
+    # identity: a compressed body could expand far past max_bytes.
+    headers = {"accept": accept, "accept-encoding": "identity"}
+    async with asyncio.timeout(time_limit), client.stream("GET", url, headers=headers) as resp:
+        if resp.status_code != 200:
+            raise JwksFetchError(f"HTTP status {resp.status_code}")
+        ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in content_types:
+            raise JwksFetchError("content-type is not JSON")
+        if resp.headers.get("content-encoding", "identity").lower() != "identity":
+            raise JwksFetchError("compressed body refused")
+        body = bytearray()
+        async for chunk in resp.aiter_raw():
+            body += chunk
+            if len(body) > max_bytes:
+                raise JwksFetchError(f"body larger than {max_bytes} bytes")
+    return bytes(body)
+
+
 class JwksCache:
     """The keys behind one issuer's ``jwks_url``; implements ``KeySource``.
 
@@ -172,26 +206,15 @@ class JwksCache:
         log.warning("jwks %s: fetch failed (%s); %s", self._label, why, serving)
 
     async def _fetch(self) -> tuple[KeyIndex, int]:
-        headers = {"accept": "application/jwk-set+json, application/json"}
-        # identity: a compressed body could expand far past max_bytes.
-        headers["accept-encoding"] = "identity"
-        async with (
-            asyncio.timeout(self._timeout),
-            self._client.stream("GET", self.url, headers=headers) as resp,
-        ):
-            if resp.status_code != 200:
-                raise JwksFetchError(f"HTTP status {resp.status_code}")
-            ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
-            if ctype not in _JSON_TYPES:
-                raise JwksFetchError("content-type is not JSON")
-            if resp.headers.get("content-encoding", "identity").lower() != "identity":
-                raise JwksFetchError("compressed body refused")
-            body = bytearray()
-            async for chunk in resp.aiter_raw():
-                body += chunk
-                if len(body) > self._max_bytes:
-                    raise JwksFetchError(f"body larger than {self._max_bytes} bytes")
-        return parse_jwks(bytes(body))
+        body = await fetch_bounded(
+            self._client,
+            self.url,
+            accept="application/jwk-set+json, application/json",
+            content_types=_JSON_TYPES,
+            time_limit=self._timeout,
+            max_bytes=self._max_bytes,
+        )
+        return parse_jwks(body)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this cache made it."""

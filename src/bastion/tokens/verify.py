@@ -30,6 +30,7 @@ from bastion.errors import InvalidToken
 from bastion.model import Clock, CredentialType, Principal, system_clock
 from bastion.tokens._compact import MAX_TOKEN_BYTES, ParsedJws, is_number, parse_compact
 from bastion.tokens._keyset import KeySource, StaticKeySource, VerificationKey
+from bastion.tokens.discovery import DiscoveryKeySource
 from bastion.tokens.jwks import JwksCache
 
 # RFC 8725 §3.11 explicit typing: an ID token, logout token or DPoP proof is not an
@@ -174,6 +175,7 @@ class JwtVerifier:
         self._algorithms = frozenset(a.value for a in issuer.algorithms)
         self._audiences = frozenset(issuer.audiences)
         self._leeway = issuer.leeway_seconds
+        self._subject_claim = issuer.subject_claim
 
     @classmethod
     def from_config(
@@ -189,6 +191,8 @@ class JwtVerifier:
             keys = StaticKeySource.from_secret(issuer.hs256_secret.get_secret_value().encode())
         elif issuer.keys is not None:
             keys = StaticKeySource.from_jwks(issuer.keys)
+        elif issuer.discovery_url is not None:
+            keys = DiscoveryKeySource.for_issuer(issuer, client=http_client, clock=clock)
         else:
             keys = JwksCache.for_issuer(issuer, client=http_client, clock=clock)
         return cls(issuer, keys, clock=clock)
@@ -213,7 +217,7 @@ class JwtVerifier:
         if client_id is not None and not isinstance(client_id, str):
             raise InvalidToken("bad_client_id")
         return Principal(
-            subject=claims["sub"],
+            subject=claims[self._subject_claim],
             credential=CredentialType.JWT,
             scopes=_scopes(claims, self.config.scope_claims),
             roles=_roles(claims, self.config.roles_claim),
@@ -237,7 +241,7 @@ class JwtVerifier:
         if nbf is not None and nbf > now + self._leeway:
             raise InvalidToken("not_yet_valid")
         self._check_iat(_number(claims, "iat"), now)
-        sub = claims.get("sub")
+        sub = claims.get(self._subject_claim)
         if not isinstance(sub, str) or not sub:
             raise InvalidToken("missing_sub")
         jti = claims.get("jti")
