@@ -95,3 +95,18 @@ def test_forged_identity_is_the_evidence_for_jwt_findings(
         # The claims named another user, and the identity endpoint answered as that user.
         assert "answered as" in f.evidence[0].note
         assert '"username": "bob"' in f.evidence[0].response or "bob" in f.evidence[0].note
+
+
+def test_kid_injection_reaches_a_shell(lab_results: dict[str, ScanResult]) -> None:
+    (finding,) = [f for f in lab_results["vuln"].findings if f.check == "jwt_kid_injection"]
+    notes = " ".join(e.note for e in finding.evidence)
+    for probe in ("path traversal", "SQL injection", "command injection (| printf)"):
+        assert probe in notes
+
+
+def test_old_token_replayed_after_a_password_change(lab_results: dict[str, ScanResult]) -> None:
+    (finding,) = [
+        f for f in lab_results["vuln"].findings if f.check == "token_after_password_change"
+    ]
+    assert "still read" in finding.evidence[1].note
+    assert finding.evidence[1].response.startswith("HTTP 200")

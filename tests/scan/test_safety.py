@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -14,7 +15,7 @@ from bastion.scan._context import ScanContext
 from bastion.scan._model import Owasp
 from bastion.scan.checks import Check
 from tests.scan._servers import ServerThread
-from tests.scan.vulnapi import API, State, VulnConfig, make_app
+from tests.scan.vulnapi import API, State, VulnConfig, make_app, spec
 
 LOGIN = f"alice={API}/login?username=alice&password=wonderland"
 
@@ -121,9 +122,36 @@ async def test_dry_run_sends_nothing(target: tuple[str, State]) -> None:
     assert result.requests_sent == 0
     assert result.findings == []
     assert result.planned
-    assert all(
-        line.split(" ", 2)[1].startswith(url) or line.startswith("TLS") for line in result.planned
+    assert all(line.split(" ", 3)[2].startswith(url) or " TLS " in line for line in result.planned)
+
+
+async def test_dry_run_lists_every_request_known_without_answers(
+    target: tuple[str, State],
+) -> None:
+    url, state = target
+    before = len(state.requests)
+    config = ScanConfig(
+        base_url=url,
+        dry_run=True,
+        logins=[parse_login(LOGIN)],
+        openapi_text=json.dumps(spec(VulnConfig())),
     )
+    result = await run_scan(config)
+    assert len(state.requests) == before
+    by_check: dict[str, list[str]] = {}
+    for line in result.planned:
+        check, _, request = line.partition("] ")
+        by_check.setdefault(check.lstrip("["), []).append(request)
+    # Not only the opening request: each protected GET twice (no credential, garbage).
+    paths = spec(VulnConfig())["paths"].values()
+    protected = [p for p in paths if "get" in p and "security" not in p["get"]]
+    assert len(by_check["unauthenticated_access"]) == len(protected)
+    assert len(by_check["exposed_docs"]) > 10
+    assert len(by_check["trace_method"]) == 1
+    # Per check, the plan says what it cannot list without answers.
+    assert "trace_method" not in result.plan_notes
+    assert "answers" in result.plan_notes["unauthenticated_access"]
+    assert "depends on an answer" in result.plan_notes["bola"]
 
 
 async def test_network_failures_are_not_findings() -> None:

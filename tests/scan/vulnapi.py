@@ -78,6 +78,7 @@ class State:
     keys_dir: Path
     sessions: dict[str, int] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
+    pw_version: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     failures: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     hits: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     requests: list[tuple[float, str, str]] = field(default_factory=list)
@@ -163,6 +164,7 @@ def issue(state: State, user: dict[str, Any], ttl: int = 3600) -> str:
         "exp": now + ttl,
         "jti": secrets.token_hex(8),
         "iss": "vulnapi",
+        "pwv": state.pw_version[user["id"]],  # bumped by a password change
     }
     signing_input = f"{b64u_json(header)}.{b64u_json(payload)}".encode()
     if alg == "HS256":
@@ -222,11 +224,37 @@ def _vuln_key_lookup(state: State, kid: str) -> bytes | None:
         row = None
     if row:
         return str(row[0]).encode("latin-1")
-    path = state.keys_dir / kid  # path traversal: ../../dev/null is an empty key
+    # The key file is read as `sh -c "cat keys/$kid"`: path traversal (../../dev/null is an
+    # empty key) and command injection (k1|printf X makes X the key).
+    return _shell_cat(state.keys_dir, kid)
+
+
+def _shell_cat(folder: Path, kid: str) -> bytes | None:
+    """What ``sh -c "cat {folder}/{kid}"`` prints, emulated without a shell.
+
+    Only ``;``, ``|`` and ``&&`` followed by ``printf WORD``, ``echo WORD`` or ``true`` are
+    understood: enough for the scanner's probes, and nothing runs on the test machine.
+    """
+    parts = re.split(r"(\|\||&&|;|\|)", kid)
     try:
-        return path.read_bytes()
-    except OSError:
-        return None
+        out, ok = (folder / parts[0]).read_bytes(), True
+    except (OSError, ValueError):
+        out, ok = b"", False
+    for sep, command in zip(parts[1::2], parts[2::2], strict=True):
+        word = command.strip().split(" ", 1)
+        if word[0] == "printf" and len(word) == 2:
+            printed = word[1].encode()
+        elif word[0] == "echo":
+            printed = (word[1] if len(word) == 2 else "").encode() + b"\n"
+        elif word[0] == "true":
+            printed = b""
+        else:
+            printed, ok = b"", False
+            continue
+        if sep == "&&" and not ok:
+            continue
+        out, ok = (printed if sep == "|" else out + printed), True
+    return out if ok else None
 
 
 def verify_vulnerable(
@@ -315,7 +343,10 @@ def token_user(state: State, token: str) -> dict[str, Any] | None:
             return None
         if payload.get("jti") in state.revoked:
             return None
-    return state.user(username=payload.get("sub"))
+    user = state.user(username=payload.get("sub"))
+    if user and not state.config.vulnerable and payload.get("pwv") != state.pw_version[user["id"]]:
+        return None  # issued before the last password change
+    return user
 
 
 # ------------------------------------------------------------------ the HTTP side
@@ -476,6 +507,7 @@ class Handlers:
             "UPDATE users SET password = ? WHERE id = ?", (body["new_password"], user["id"])
         )
         self.s.db.commit()
+        self.s.pw_version[user["id"]] += 1
         return JSONResponse({"status": "password changed"})
 
     async def user_by_id(self, request: Request) -> Response:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
 from bastion.scan._canary import Canary
+from bastion.scan._errors import DryRun
 from bastion.scan._identity import Identity, LoginRecipe, cookies_from, token_from
 from bastion.scan._jwt import AttackerKey
 from bastion.scan._model import Evidence, Finding
@@ -113,17 +114,23 @@ class ScanContext:
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> Exchange | None:
-        """One request through the Target; None when the network failed (not a finding)."""
+        """One request through the Target; None when the network failed (not a finding).
+
+        In a dry run the request is recorded and None comes back, so a check goes on to
+        list every later probe that does not depend on an answer.
+        """
         merged = dict(identity.headers()) if identity else {}
         merged.update(headers or {})
         try:
             return await self.target.request(method, path, headers=merged, **kwargs)
-        except httpx.HTTPError:
+        except (httpx.HTTPError, DryRun):
             return None
 
     async def cached(self, method: str, path: str, identity: Identity | None) -> Exchange | None:
         """A GET shared between checks (baselines are not re-sent by every check)."""
         key = (method, path, identity.name if identity else "")
+        if self.target.dry_run:  # list the shared baseline under every check that needs it
+            return await self.send(method, path, identity=identity)
         if key not in self._cache:
             self._cache[key] = await self.send(method, path, identity=identity)
         return self._cache[key]
@@ -173,6 +180,24 @@ class ScanContext:
                 headers={"Content-Type": "application/x-www-form-urlencoded", **(headers or {})},
             )
         return await self.send("POST", recipe.path, json_body=body, headers=headers)
+
+    async def relogin(self, ident: Identity) -> bool:
+        """Log ``ident`` in again and use the new credential from now on.
+
+        For probes that end the identity's sessions on purpose (a password change that
+        correctly revokes its tokens): the scan goes on with a fresh token.
+        """
+        if ident.login is None:
+            return False
+        ex = await self.login(ident.login)
+        token, cookies = self.login_token(ident.login, ex), self.login_cookies(ex)
+        if not token and not cookies:
+            return False
+        fresh = replace(ident, value=token or ident.value, cookies=cookies or ident.cookies)
+        self.identities = [fresh if i.name == ident.name else i for i in self.identities]
+        self.redactor.add(*fresh.secrets())
+        self._cache = {k: v for k, v in self._cache.items() if k[2] != ident.name}
+        return True
 
     @staticmethod
     def login_token(recipe: LoginRecipe, ex: Exchange | None) -> str | None:

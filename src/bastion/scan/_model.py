@@ -146,6 +146,7 @@ class ScanResult:
     errors: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     planned: list[str] = field(default_factory=list)
+    plan_notes: dict[str, str] = field(default_factory=dict)  # check id -> what is not listed
     dry_run: bool = False
 
     def worst(self) -> Severity | None:
@@ -162,5 +163,6 @@ class ScanResult:
             "errors": self.errors,
             "skipped": self.skipped,
             "planned": self.planned,
+            "plan_notes": self.plan_notes,
             "findings": [f.to_dict() for f in self.findings],
         }

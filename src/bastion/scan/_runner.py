@@ -15,7 +15,7 @@ from bastion.scan._identity import Identity, LoginRecipe
 from bastion.scan._model import ScanResult
 from bastion.scan._openapi import SPEC_PATHS, ApiSpec, load_spec, parse_endpoint_list, parse_text
 from bastion.scan._redact import Redactor
-from bastion.scan._target import Exchange, Target
+from bastion.scan._target import PLAN_LABEL, Exchange, Target
 from bastion.scan.checks import ALL_CHECKS, Check
 
 Progress = Callable[[str, int, int, int], None]  # (check id, done, total, requests sent)
@@ -78,8 +78,10 @@ async def run_scan(config: ScanConfig, progress: Progress | None = None) -> Scan
         ctx = ScanContext(target, spec, identities, config.options, canary, redactor)
         ctx.state["login_exchanges"] = logins
         await _run_checks(ctx, checks, result, progress)
-        # A dry run proves nothing: it lists the opening requests and reports no finding.
+        # A dry run proves nothing: it lists the requests it can and reports no finding.
         found = [] if config.dry_run else ctx.findings
+        if config.dry_run:
+            result.plan_notes = _plan_notes(checks, target.planned)
         result.findings = sorted(found, key=lambda f: (-f.severity, f.check, f.endpoint))
     result.requests_sent = target.sent
     result.planned = target.planned
@@ -183,6 +185,7 @@ async def _run_checks(
 
     async def one(check_cls: type[Check]) -> None:
         nonlocal done
+        PLAN_LABEL.set(check_cls.id)
         try:
             await check_cls().run(ctx)
         except DryRun:
@@ -204,3 +207,18 @@ async def _run_checks(
                 await one(check_cls)
         else:
             await asyncio.gather(*(one(c) for c in batch))
+
+
+def _plan_notes(checks: list[type[Check]], planned: list[str]) -> dict[str, str]:
+    """Per check, what its dry-run plan does not show."""
+    notes = {}
+    for check in checks:
+        listed = any(line.startswith(f"[{check.id}] ") for line in planned)
+        if not listed:
+            notes[check.id] = (
+                "nothing listed: its first request depends on an answer (a login, the "
+                "identity endpoint, a listing) or it has nothing to send to this target"
+            )
+        elif check.depends_on_answers:
+            notes[check.id] = check.depends_on_answers
+    return notes

@@ -7,6 +7,7 @@ one place, so a check cannot reach another host, overspend, or send during a dry
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import http.cookiejar
 import json
 import socket
@@ -23,6 +24,8 @@ from bastion.scan._errors import BudgetExhausted, DryRun, OriginRefused
 
 MAX_BODY = 512 * 1024  # a response body larger than this is cut: evidence needs excerpts
 USER_AGENT = "bastion-scan/0.1 (+authorized security testing)"
+# Who is sending (a check id): dry-run plans are listed per check.
+PLAN_LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("plan_label", default="setup")
 
 
 def origin_of(url: str) -> tuple[str, str, int]:
@@ -181,7 +184,7 @@ class Target:
 
     async def _spend(self, line: str) -> None:
         if self.dry_run:
-            self.planned.append(line)
+            self.planned.append(f"[{PLAN_LABEL.get()}] {line}")
             raise DryRun(line)
         if self.sent >= self.max_requests:
             raise BudgetExhausted(f"request budget of {self.max_requests} spent")

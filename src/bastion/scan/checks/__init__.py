@@ -31,6 +31,7 @@ from bastion.scan.checks.session_fixation import SessionFixation
 from bastion.scan.checks.sql_injection import SqlInjection
 from bastion.scan.checks.tls import Tls
 from bastion.scan.checks.token_after_logout import TokenAfterLogout
+from bastion.scan.checks.token_after_password_change import TokenAfterPasswordChange
 from bastion.scan.checks.trace_method import TraceMethod
 from bastion.scan.checks.transport import Transport
 from bastion.scan.checks.unauthenticated_access import UnauthenticatedAccess
@@ -58,6 +59,7 @@ ALL_CHECKS: tuple[type[Check], ...] = (
     XffBypass,
     SessionFixation,
     PasswordChange,
+    TokenAfterPasswordChange,
     # API1 / API3 / API5 authorization
     Bola,
     Bfla,

@@ -24,6 +24,9 @@ class Check:
     why: ClassVar[str]
     fix: ClassVar[str]
     phase: ClassVar[int] = 1
+    # What a dry run cannot list for this check: probes chosen from earlier answers.
+    # Empty when the dry-run plan is the check's whole request list.
+    depends_on_answers: ClassVar[str] = "later probes (and how many) depend on the answers to these"
 
     @classmethod
     def info(cls) -> CheckInfo:

@@ -1,4 +1,10 @@
-"""The ``kid`` header reaches a file path or an SQL query unescaped."""
+"""The ``kid`` header reaches a file path, an SQL query or a shell command unescaped.
+
+Each probe signs the forged token with the key its ``kid`` would make the server use:
+an empty key for ``/dev/null``, a string we SELECT, or the output of a command we
+append (``printf`` of a marker). Acceptance as another user is the evidence; the
+command probes run nothing but ``printf`` on the target.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from bastion.scan.checks import _jwtprobe
 from bastion.scan.checks._base import Check
 
 PROBE_KEY = "bastion-kid-probe"
+CMD_KEY = "bastion-kid-cmd"
 PAYLOADS = (
     ("path traversal to /dev/null (empty key)", "../../../../../../../../../../dev/null", b""),
     (
@@ -21,6 +28,9 @@ PAYLOADS = (
         f"x' UNION SELECT '{PROBE_KEY}'--",
         PROBE_KEY.encode(),
     ),
+    # The key file is read by a shell ("cat keys/$kid"): the command's output is the key.
+    ("command injection (| printf)", f"k1|printf {CMD_KEY}", CMD_KEY.encode()),
+    ("command injection (; printf)", f"x;printf {CMD_KEY}", CMD_KEY.encode()),
 )
 
 

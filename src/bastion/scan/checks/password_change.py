@@ -15,11 +15,25 @@ NEW_FIELD = re.compile(r"^(new[_-]?)?passw(or)?d$|^new", re.I)
 OLD_FIELD = re.compile(r"old|current|existing", re.I)
 
 
-def _fields(op: Operation) -> tuple[str | None, str | None]:
+def fields(op: Operation) -> tuple[str | None, str | None]:
+    """The (new password, current password) fields of a password-change body."""
     props = list((op.body_schema or {}).get("properties") or {})
     old = next((p for p in props if OLD_FIELD.search(p)), None)
     new = next((p for p in props if p != old and NEW_FIELD.search(p)), None)
     return new, old
+
+
+def password_ops(ctx: ScanContext) -> list[Operation]:
+    """The spec's "change my password" operations (not reset / forgot)."""
+    return [
+        op
+        for op in ctx.spec.operations
+        if op.method in {"POST", "PUT", "PATCH"}
+        and PASSWORD_PATH.search(op.path)
+        and not op.path_params
+        and "reset" not in op.path
+        and "forgot" not in op.path
+    ]
 
 
 class PasswordChange(Check):
@@ -39,17 +53,8 @@ class PasswordChange(Check):
     phase = 2
 
     async def run(self, ctx: ScanContext) -> None:
-        ops = [
-            op
-            for op in ctx.spec.operations
-            if op.method in {"POST", "PUT", "PATCH"}
-            and PASSWORD_PATH.search(op.path)
-            and not op.path_params
-            and "reset" not in op.path
-            and "forgot" not in op.path
-        ]
-        for op in ops:
-            new_f, _old_f = _fields(op)
+        for op in password_ops(ctx):
+            new_f, _old_f = fields(op)
             if new_f is None:
                 continue
             for ident, recipe in ctx.login_recipes():

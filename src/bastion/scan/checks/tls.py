@@ -98,7 +98,7 @@ class Tls(Check):
         try:
             return await ctx.target.tls_handshake(context)
         except DryRun:
-            raise
+            return None  # recorded in the plan; the next handshake is planned too
         except (ssl.SSLError, OSError, TimeoutError, ConnectionError):
             return None
 
@@ -112,6 +112,8 @@ class Tls(Check):
             self._report(
                 ctx, f"Certificate not trusted: {reason}", f"verification failed: {reason}", sev
             )
+            return
+        except DryRun:
             return
         except (ssl.SSLError, OSError, TimeoutError, ConnectionError):
             return

@@ -21,6 +21,7 @@ class TraceMethod(Check):
     )
     fix = "Disable TRACE (and TRACK) on the server and any proxy in front of it."
     phase = 0
+    depends_on_answers = ""
 
     async def run(self, ctx: ScanContext) -> None:
         marker = "bastion-trace-" + secrets.token_hex(8)

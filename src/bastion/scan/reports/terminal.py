@@ -18,11 +18,15 @@ STYLES = {
 
 def summary(console: Console, result: ScanResult) -> None:
     if result.dry_run:
-        table = Table(title=f"Dry run: {len(result.planned)} request(s) would open the scan")
-        table.add_column("request")
+        table = Table(title=f"Dry run: {len(result.planned)} request(s) known before any answer")
+        table.add_column("check")
+        table.add_column("request", overflow="fold")
         for line in result.planned:
-            table.add_row(line)
+            check, _, request = line.partition("] ")
+            table.add_row(check.lstrip("["), request)
         console.print(table)
+        for check, note in result.plan_notes.items():
+            console.print(f"[dim]{check}: {note}[/]")
         return
     table = Table(title=f"bastion scan of {result.target}", show_lines=False)
     for column in ("severity", "finding", "OWASP", "CWE", "endpoint"):
