@@ -110,3 +110,11 @@ def test_old_token_replayed_after_a_password_change(lab_results: dict[str, ScanR
     ]
     assert "still read" in finding.evidence[1].note
     assert finding.evidence[1].response.startswith("HTTP 200")
+
+
+def test_enumeration_beyond_login(lab_results: dict[str, ScanResult]) -> None:
+    titles = {f.title for f in lab_results["vuln"].findings if f.check == "user_enumeration"}
+    assert titles == {
+        f"Username enumeration on {where}"
+        for where in ("login", "registration", "password reset", "profile lookup")
+    }

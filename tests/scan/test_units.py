@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,7 +16,9 @@ from bastion.scan._canary import Canary
 from bastion.scan._identity import json_path, token_from
 from bastion.scan._openapi import load_spec, parse_endpoint_list, parse_text
 from bastion.scan._redact import MASK, Redactor
+from bastion.scan._target import Exchange
 from bastion.scan._wordlist import DEFAULT_SECRETS, expand
+from bastion.scan.checks import _enumeration
 
 
 def test_redactor_masks_credentials_everywhere() -> None:
@@ -219,3 +223,50 @@ async def test_canary_records_fetches() -> None:
         assert reply.json() == {"keys": []}
         assert missing.status_code == 404
         assert canary.fetched(url)
+
+
+def _ex(status: int, body: str, elapsed: float) -> Exchange:
+    return Exchange(
+        "POST", "http://t/login", {}, "", status, httpx.Headers(), body.encode(), elapsed
+    )
+
+
+def _prober(known: list[float], unknown: list[float], body: str = '{"error": "no"}') -> Any:
+    times = {True: iter(known), False: iter(unknown)}
+
+    async def probe(is_known: bool) -> Exchange | None:
+        return _ex(401, body, next(times[is_known]))
+
+    return probe
+
+
+async def test_enumeration_timing_needs_a_repeated_median_gap() -> None:
+    # A consistent gap over the bounded pairs: told apart by timing.
+    slow = [0.40, 0.42, 0.38, 0.41, 0.45, 0.39]
+    fast = [0.01, 0.02, 0.01, 0.03, 0.02, 0.01]
+    verdict = await _enumeration.compare(_prober(slow, fast), [], refuse_ok=True)
+    assert verdict is not None
+    assert verdict.how == "timing"
+    assert "6 interleaved pairs" in verdict.detail
+    # One slow outlier on the known side is not enough: the first pairs show no hint.
+    noisy = [0.40, 0.01, 0.02, 0.01, 0.02, 0.01]
+    assert await _enumeration.compare(_prober(noisy, fast), [], refuse_ok=True) is None
+    # A hint that the medians do not confirm is not a finding either.
+    hint_only = [0.40, 0.42, 0.01, 0.02, 0.01, 0.02]
+    assert await _enumeration.compare(_prober(hint_only, fast), [], refuse_ok=True) is None
+
+
+async def test_enumeration_by_shape_masks_names_and_numbers() -> None:
+    async def probe(is_known: bool) -> Exchange | None:
+        name = "alice" if is_known else "alicex1234abcd"
+        return _ex(401, f'{{"error": "bad password for {name}", "t": 17.5}}', 0.01)
+
+    names = ["alice", "alicex1234abcd"]
+    assert await _enumeration.compare(probe, names, refuse_ok=True) is None
+
+    async def differs(is_known: bool) -> Exchange | None:
+        return _ex(401 if is_known else 404, '{"error": "no"}', 0.01)
+
+    verdict = await _enumeration.compare(differs, [], refuse_ok=True)
+    assert verdict is not None
+    assert verdict.how == "status"

@@ -473,7 +473,33 @@ class Handlers:
             key = request.headers.get("x-forwarded-for", key)
         if _limited(self.s, "reset:" + key, 5, 60):
             return JSONResponse({"error": "slow down"}, 429, headers={"Retry-After": "60"})
+        body = await self._safe_body(request) or {}
+        if self.vuln:  # tells whether the account exists
+            if self.s.user(email=str(body.get("email", ""))) is None:
+                return JSONResponse({"error": "no account with that email"}, 404)
+            return JSONResponse({"status": f"reset link sent to {body['email']}"})
         return JSONResponse({"status": "if the account exists, we sent an email"})
+
+    async def register(self, request: Request) -> Response:
+        body = await self._safe_body(request) or {}
+        name, email = str(body.get("username", "")), str(body.get("email", ""))
+        password = body.get("password")
+        if self.vuln:  # checks "taken" first, and says so
+            if self.s.user(username=name) or self.s.user(email=email):
+                return JSONResponse({"error": f"username {name} is already taken"}, 409)
+            if not isinstance(password, str) or not password:
+                return JSONResponse({"error": "password is required"}, 400)
+            return JSONResponse({"status": "registered"}, 201)
+        if not name or not email or not isinstance(password, str) or len(password) < 8:
+            return JSONResponse({"error": "invalid registration"}, 400)
+        # Taken or not: the same answer, and an email tells the owner what happened.
+        return JSONResponse({"status": "check your email to finish signing up"}, 202)
+
+    async def profile_lookup(self, request: Request) -> Response:
+        name = request.path_params["username"]
+        if self.vuln and self.s.user(username=name) is not None:
+            return JSONResponse({"error": f"the profile of {name} is private"}, 403)
+        return _deny(404)
 
     async def me(self, request: Request) -> Response:
         user, how = current_user(self.s, request)
@@ -779,6 +805,29 @@ def spec(config: VulnConfig) -> dict[str, Any]:
                 )
             },
             f"{API}/logout": {"post": op("log out", out=_obj("status"))},
+            f"{API}/register": {
+                "post": op(
+                    "sign up",
+                    body=_obj("username", "email", "password"),
+                    public=True,
+                    out=_obj("status"),
+                )
+            },
+            f"{API}/profiles/{{username}}": {
+                "get": op(
+                    "a public profile",
+                    params=[
+                        {
+                            "name": "username",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    public=True,
+                    out=_obj("username", "display_name"),
+                )
+            },
             f"{API}/password-reset": {
                 "post": op("reset", body=_obj("email"), public=True, out=_obj("status"))
             },
@@ -880,6 +929,8 @@ def make_app(config: VulnConfig) -> tuple[Any, State]:
         Route(f"{API}/login", h.login, methods=["POST"]),
         Route(f"{API}/logout", h.logout, methods=["POST"]),
         Route(f"{API}/password-reset", h.reset, methods=["POST"]),
+        Route(f"{API}/register", h.register, methods=["POST"]),
+        Route(f"{API}/profiles/{{username}}", h.profile_lookup),
         Route(f"{API}/me", h.me, methods=["GET", "PATCH", "POST"]),
         Route(f"{API}/me/password", h.password, methods=["POST"]),
         Route(f"{API}/users/{{user_id}}", h.user_by_id),

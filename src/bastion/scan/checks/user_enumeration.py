@@ -1,25 +1,43 @@
-"""Login tells apart "no such user" from "wrong password" (by message, status or length)."""
+"""Username enumeration: login, registration, password reset and profile lookups answer
+differently for an existing and a made-up user (status, message, length or timing)."""
 
 from __future__ import annotations
 
 import re
 import secrets
-import statistics
+from typing import Any
 
-from bastion.scan._context import ScanContext
+from bastion.scan._context import ScanContext, leaves
+from bastion.scan._identity import LoginRecipe
 from bastion.scan._model import Owasp, Severity
+from bastion.scan._openapi import Operation, Param
 from bastion.scan._target import Exchange
+from bastion.scan.checks import _enumeration
 from bastion.scan.checks._base import Check
 
-_NOISE = re.compile(r"[0-9a-f]{8,}|\d+(\.\d+)?", re.I)
-TIMING_GAP = 0.15  # seconds between the slowest "unknown" and fastest "known" reply
+REGISTER = re.compile(r"regist|sign[_-]?up|/join$|create[_-]?account", re.I)
+RESET = re.compile(r"reset|forgot|recover", re.I)
+USERISH = re.compile(r"user|login|mail|handle|account|name", re.I)
 
 
-def _shape(ex: Exchange, *names: str) -> tuple[int, str]:
-    text = ex.text
-    for name in names:
-        text = text.replace(name, "<user>")
-    return ex.status, _NOISE.sub("<n>", text)
+def _user_field(names: list[str]) -> str | None:
+    return next((n for n in names if USERISH.search(n) and not n.lower().endswith("id")), None)
+
+
+def _lookup_param(op: Operation) -> Param | None:
+    """A path or query parameter that takes a username or email (not a numeric id)."""
+    for param in (*op.path_params, *op.query_params):
+        low = param.name.lower()
+        if param.type in {"integer", "number"} or low.endswith("id"):
+            continue
+        if USERISH.search(low):
+            return param
+    return None
+
+
+def _ghost(known: str) -> str:
+    local, at, domain = known.partition("@")
+    return f"{local}x{secrets.token_hex(4)}" + (at + domain if at else "")
 
 
 class UserEnumeration(Check):
@@ -29,74 +47,124 @@ class UserEnumeration(Check):
     owasp = Owasp.API2
     cwe = 204
     why = (
-        "When login answers differently for unknown users and wrong passwords, an attacker "
-        "first lists valid accounts, then sprays passwords only at those."
+        "When the API answers differently for existing and unknown users (login, sign-up, "
+        "password reset, profile lookups), an attacker first lists valid accounts, then "
+        "sprays passwords or phishing only at those."
     )
     fix = (
-        "Answer every failed login identically (status, body, headers) and in the same "
-        "time: run the password hash against a dummy hash for unknown users."
+        "Answer identically (status, body, headers) whether or not the account exists and "
+        "in the same time: run the password hash against a dummy hash for unknown users, "
+        "send 'if the account exists, we emailed it' on reset and sign-up, and 404 every "
+        "private or missing profile alike."
     )
 
     async def run(self, ctx: ScanContext) -> None:
-        for ident, recipe in ctx.login_recipes():
-            if not recipe.user_field or not recipe.password_field or not recipe.username:
-                continue
-            user_f, pass_f = recipe.user_field, recipe.password_field
-            known: list[Exchange] = []
-            unknown: list[Exchange] = []
-            ghosts = []
-            for _ in range(2):
-                wrong = "bastion-" + secrets.token_hex(6)
-                ghost = recipe.username.split("@")[0] + "x" + secrets.token_hex(4)
-                if "@" in recipe.username:
-                    ghost += "@" + recipe.username.split("@", 1)[1]
-                ghosts.append(ghost)
-                a = await ctx.login(recipe, {pass_f: wrong})
-                b = await ctx.login(recipe, {user_f: ghost, pass_f: wrong})
-                if a is None or b is None or a.ok or b.ok:
-                    return
-                known.append(a)
-                unknown.append(b)
-            self._decide(ctx, recipe.path, known, unknown, [recipe.username, *ghosts], ident.name)
+        await self._login(ctx)
+        known = await self._known_values(ctx)
+        if not known:
             return
+        for op in ctx.spec.operations:
+            body_fields = list((op.body_schema or {}).get("properties") or {})
+            if op.method == "POST" and REGISTER.search(op.path) and _user_field(body_fields):
+                await self._body_probe(ctx, op, known, "registration", refuse_ok=True)
+            elif op.method == "POST" and RESET.search(op.path) and _user_field(body_fields):
+                await self._body_probe(ctx, op, known, "password reset", refuse_ok=False)
+            elif op.method == "GET" and _lookup_param(op) is not None:
+                await self._lookup(ctx, op, known)
 
-    def _decide(
+    async def _login(self, ctx: ScanContext) -> None:
+        for ident, recipe in ctx.login_recipes():
+            if recipe.user_field and recipe.password_field and recipe.username:
+                await self._login_probe(ctx, ident.name, recipe)
+                return
+
+    async def _login_probe(self, ctx: ScanContext, who: str, recipe: LoginRecipe) -> None:
+        user_f, pass_f = recipe.user_field or "", recipe.password_field or ""
+        name = recipe.username or ""
+        ghosts = [_ghost(name) for _ in range(_enumeration.MAX_PAIRS)]
+        names = [name, *ghosts]
+
+        async def probe(is_known: bool) -> Exchange | None:
+            wrong = "bastion-" + secrets.token_hex(6)
+            user = name if is_known else ghosts.pop()
+            return await ctx.login(recipe, {user_f: user, pass_f: wrong})
+
+        verdict = await _enumeration.compare(probe, names, refuse_ok=True)
+        self._report(ctx, recipe.path, "login", verdict, who)
+
+    async def _known_values(self, ctx: ScanContext) -> dict[str, str]:
+        """An existing username and email, from the login recipes and the profiles."""
+        out: dict[str, str] = {}
+        for _ident, recipe in ctx.login_recipes():
+            if recipe.username:
+                out.setdefault("mail" if "@" in recipe.username else "user", recipe.username)
+        for prof in (await ctx.profiles()).values():
+            for key, value in leaves(prof.body):
+                low = key.rsplit(".", 1)[-1].lower()
+                if isinstance(value, str) and value and "mail" in low and "@" in value:
+                    out.setdefault("mail", value)
+                elif isinstance(value, str) and value and low in {"username", "login", "user"}:
+                    out.setdefault("user", value)
+        return out
+
+    async def _body_probe(
+        self, ctx: ScanContext, op: Operation, known: dict[str, str], what: str, *, refuse_ok: bool
+    ) -> None:
+        props: dict[str, Any] = (op.body_schema or {}).get("properties") or {}
+        field = _user_field(list(props))
+        if field is None:
+            return
+        value = known.get("mail") if "mail" in field.lower() else known.get("user")
+        if value is None:
+            return
+        ghosts = [_ghost(value) for _ in range(_enumeration.MAX_PAIRS)]
+        # No password is ever sent: a registration cannot complete, whoever the user is.
+        others = {n: "bastion-scan" for n in props if n != field and "pass" not in n.lower()}
+
+        async def probe(is_known: bool) -> Exchange | None:
+            body = {**others, field: value if is_known else ghosts.pop()}
+            return await ctx.send(op.method, op.path, json_body=body)
+
+        verdict = await _enumeration.compare(probe, [value, *ghosts], refuse_ok=refuse_ok)
+        self._report(ctx, op.path, what, verdict, value)
+
+    async def _lookup(self, ctx: ScanContext, op: Operation, known: dict[str, str]) -> None:
+        param = _lookup_param(op)
+        if param is None or op.path_params[1:]:
+            return
+        value = known.get("mail") if "mail" in param.name.lower() else known.get("user")
+        if value is None:
+            return
+        ghosts = [_ghost(value) for _ in range(_enumeration.MAX_PAIRS)]
+
+        async def probe(is_known: bool) -> Exchange | None:
+            chosen = value if is_known else ghosts.pop()
+            if param.location == "path":
+                return await ctx.send("GET", op.fill({param.name: chosen}) or op.path)
+            return await ctx.send("GET", op.path, params={param.name: chosen})
+
+        verdict = await _enumeration.compare(probe, [value, *ghosts], refuse_ok=False)
+        self._report(ctx, op.path, "profile lookup", verdict, value)
+
+    def _report(
         self,
         ctx: ScanContext,
         path: str,
-        known: list[Exchange],
-        unknown: list[Exchange],
-        names: list[str],
+        where: str,
+        verdict: _enumeration.Verdict | None,
         who: str,
     ) -> None:
-        k_shapes = {_shape(e, *names) for e in known}
-        u_shapes = {_shape(e, *names) for e in unknown}
-        evidence = [
-            ctx.evidence(known[0], f"existing user ({who}), wrong password"),
-            ctx.evidence(unknown[0], "non-existent user, wrong password"),
-        ]
-        # Each group must answer consistently, or the difference is noise.
-        if len(k_shapes) == 1 and len(u_shapes) == 1 and k_shapes != u_shapes:
-            (ks, kb), (us, ub) = next(iter(k_shapes)), next(iter(u_shapes))
-            how = "status" if ks != us else "message"
-            ctx.report(
-                self.finding(
-                    ctx.target.url(path),
-                    evidence,
-                    detail=f"told apart by {how}: HTTP {ks} vs {us}; "
-                    f"body length {len(kb)} vs {len(ub)}",
-                )
-            )
+        if verdict is None:
             return
-        k_times = [e.elapsed for e in known]
-        u_times = [e.elapsed for e in unknown]
-        if min(k_times) > max(u_times) + TIMING_GAP and statistics.mean(k_times) > 2 * max(u_times):
-            ctx.report(
-                self.finding(
-                    ctx.target.url(path),
-                    evidence,
-                    title="Username enumeration on login by timing",
-                    detail=f"known user {min(k_times):.3f}-{max(k_times):.3f}s, unknown "
-                    f"{min(u_times):.3f}-{max(u_times):.3f}s",
-                )
+        timing = " by timing" if verdict.how == "timing" else ""
+        ctx.report(
+            self.finding(
+                ctx.target.url(path),
+                [
+                    ctx.evidence(verdict.known, f"existing user ({who})"),
+                    ctx.evidence(verdict.unknown, "a user that does not exist"),
+                ],
+                title=f"Username enumeration on {where}{timing}",
+                detail=verdict.detail,
             )
+        )
