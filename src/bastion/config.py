@@ -271,6 +271,41 @@ class SystemConfig(_Frozen):
     )
 
 
+class OAuthConfig(_Frozen):
+    """The authorization server (OAuth 2.1 + OpenID Connect); see docs/oauth.md."""
+
+    enabled: bool = True
+    # ``aud`` of the access tokens bastion issues; default: the issuer URL.
+    audience: str | None = None
+    access_token_alg: Literal["ES256", "RS256", "EdDSA"] = "ES256"  # noqa: S105 - an algorithm
+    access_token_ttl_seconds: int = Field(600, ge=30, le=86400)
+    id_token_ttl_seconds: int = Field(600, ge=30, le=86400)
+    refresh_token_ttl_seconds: int = Field(30 * 86400, ge=60)  # absolute, per family
+    refresh_token_idle_seconds: int = Field(7 * 86400, ge=60)  # unused this long: expired
+    refresh_reuse_grace_seconds: int = Field(5, ge=0, le=60)  # concurrent refresh allowance
+    code_ttl_seconds: int = Field(60, ge=5, le=60)
+    device_code_ttl_seconds: int = Field(600, ge=60, le=3600)
+    device_poll_interval_seconds: int = Field(5, ge=1, le=60)
+    par_ttl_seconds: int = Field(60, ge=5, le=600)
+    session_ttl_seconds: int = Field(8 * 3600, ge=60)
+    # ``None``: ``__Host-`` + Secure cookies exactly when the issuer URL is https.
+    secure_cookies: bool | None = None
+    client_cache_seconds: int = Field(10, ge=0, le=3600)
+    revocation_sync_seconds: float = Field(2.0, gt=0, le=300)
+    key_publish_ahead_seconds: int = Field(3600, ge=0)
+    scopes: list[str] = Field(default_factory=list)  # API scopes offered besides OIDC's
+    admin_role: str = "admin"
+
+    @field_validator("scopes")
+    @classmethod
+    def _scope_tokens(cls, value: list[str]) -> list[str]:
+        for scope in value:
+            # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+            if not re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", scope):
+                raise ValueError(f"{scope!r} is not a valid scope token")
+        return value
+
+
 class Config(_Frozen):
     """The whole of ``bastion.yaml``."""
 
@@ -291,6 +326,7 @@ class Config(_Frozen):
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
     response_headers: ResponseHeadersConfig = Field(default_factory=ResponseHeadersConfig)
     system: SystemConfig = Field(default_factory=SystemConfig)
+    oauth: OAuthConfig = Field(default_factory=OAuthConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @field_validator("redis_url")
@@ -327,6 +363,11 @@ class Config(_Frozen):
         elif ":" in host:
             host = f"[{host}]"
         return f"{scheme}://{host}:{self.listen.port}"
+
+    @property
+    def oauth_audience(self) -> str:
+        """The ``aud`` of bastion's own access tokens."""
+        return self.oauth.audience or self.issuer_url
 
     def resolve(self, path: Path) -> Path:
         """A path from the config, relative to the config file's folder."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bastion.cli import config_cmd, demo, keys, scan, serve, users
+from bastion.cli import clients, config_cmd, demo, jwks, keys, scan, serve, users
 
 app = typer.Typer(
     name="bastion",
@@ -19,6 +19,8 @@ app.command(name="demo")(demo.demo)
 app.add_typer(config_cmd.config_app, name="config", help="Validate a bastion.yaml.")
 app.add_typer(keys.app, name="keys", help="Create, list, rotate and revoke API keys.")
 app.add_typer(users.app, name="users", help="Manage users (HTTP Basic and login).")
+app.add_typer(clients.app, name="clients", help="Register and manage OAuth clients.")
+app.add_typer(jwks.app, name="jwks", help="List and rotate the authorization server's keys.")
 app.command(name="scan")(scan.scan)
 
 

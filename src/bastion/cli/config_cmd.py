@@ -21,13 +21,16 @@ def starter_config() -> str:
 
 
 async def prepare_storage(config: Config) -> None:
-    """Create or upgrade the database and make sure a signing key exists."""
+    """Create or upgrade the database and make sure the signing keys exist."""
+    from bastion.oauth.keys import ensure_oauth_keys
     from bastion.store.migrate import migrate
     from bastion.tokens.keys import ensure_signing_key
 
     await migrate(config.database_url)
     keyring = load_keyring(config.resolve(config.secrets.master_key_file))
     await ensure_signing_key(config.database_url, keyring)
+    if config.oauth.enabled:
+        await ensure_oauth_keys(config.database_url, keyring)
 
 
 def init(

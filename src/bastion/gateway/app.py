@@ -2,7 +2,9 @@
 endpoint and the reverse proxy, over one :class:`~bastion.gateway.runtime.Runtime`.
 
 System paths (``/healthz``, ``/readyz``, ``/metrics``, ``/.well-known/jwks.json`` and the
-forward-auth path) are answered by bastion itself; every other path is a proxied route.
+forward-auth path) are answered by bastion itself, as are the authorization server's
+(``/oauth2/...`` and its discovery documents, when ``oauth.enabled``); every other path is
+a proxied route.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from bastion.gateway import forward_auth
 from bastion.gateway._asgi import SECURITY_HEADERS, Receive, Scope, Send, peer_address
 from bastion.gateway._asgi import send_response as respond
 from bastion.gateway.runtime import Runtime
+from bastion.oauth import is_oauth_path
 
 log = logging.getLogger("bastion.app")
 JSON = ("content-type", "application/json")
@@ -75,6 +78,9 @@ class GatewayApp:
         system = self._system.get(path)
         if system is not None and scope["method"] in ("GET", "HEAD"):
             await system(runtime, scope, send)
+            return
+        if runtime.oauth is not None and is_oauth_path(path):
+            await runtime.oauth.app(scope, receive, send)  # the authorization server
             return
         await runtime.proxy(scope, receive, send)
 

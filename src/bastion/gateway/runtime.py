@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,19 +19,22 @@ from bastion.credentials._passwords import Passwords
 from bastion.credentials.apikey import ApiKeyAuthenticator, ApiKeys
 from bastion.credentials.basic import BasicAuthenticator
 from bastion.credentials.bearer import BearerAuthenticator
-from bastion.errors import ConfigError
+from bastion.errors import AuthenticationError, ConfigError, RateLimited
 from bastion.gateway._asgi import Trust
 from bastion.gateway.core import Gateway
 from bastion.gateway.decision import Decision
 from bastion.gateway.proxy import Proxy
 from bastion.keyring import Keyring, load_keyring
-from bastion.model import Clock, RequestView, system_clock
+from bastion.model import Clock, Principal, RequestView, system_clock
 from bastion.ratelimit import RateLimiter
 from bastion.store import ApiKeyStore, UserStore, async_engine, check_schema
 from bastion.store.context import ensure_schema
 from bastion.store.engine import session_factory
-from bastion.tokens import InMemoryRevocations
+from bastion.tokens import InMemoryRevocations, VerifiedTokenCache
 from bastion.tokens.keys import ASSERTION_PURPOSE, AssertionSigner, publish_jwks
+
+if TYPE_CHECKING:
+    from bastion.oauth import AuthorizationServer
 
 log = logging.getLogger("bastion.runtime")
 READINESS_TTL = 2.0
@@ -95,6 +98,7 @@ class Runtime:
     metrics: Metrics
     revocations: InMemoryRevocations
     metrics_trust: Trust
+    oauth: AuthorizationServer | None = None
     closers: list[Any] = field(default_factory=list)
     _jwks: dict[str, Any] = field(default_factory=dict)
     _ready: tuple[float, dict[str, bool]] = (0.0, {})
@@ -116,26 +120,41 @@ class Runtime:
         cls, config: Config, keyring: Keyring, engine: AsyncEngine, clock: Clock
     ) -> Runtime:
         needed = {m for r in config.routes for m in r.auth}
-        if AuthMethod.JWT in needed and not config.issuers:
+        if AuthMethod.JWT in needed and not config.issuers and not config.oauth.enabled:
             raise ConfigError("routes accept jwt but no issuers are configured")
         passwords = Passwords()
         api_keys = ApiKeys.from_keyring(ApiKeyStore(engine, clock=clock), keyring, config.api_keys)
         revocations = InMemoryRevocations(clock=clock)
-        bearer = BearerAuthenticator.from_config(
-            config.issuers,
-            clock=clock,
-            realm=config.basic.realm,
-            api_key_prefix=config.api_keys.prefix,
-            max_authorization_bytes=config.limits.max_authorization_bytes,
-            revoked=revocations,
-        )
+        limiter = RateLimiter.from_config(config.rate_limits, config.redis_url, clock=clock)
+        audit_path = config.audit.path
+        if audit_path != "-":
+            audit_path = str(config.resolve(Path(audit_path)))
+        audit = AuditLog(audit_path, api_key_prefixes=(config.api_keys.prefix,), clock=clock)
         authenticators: dict[AuthMethod, Authenticator] = {
             AuthMethod.BASIC: BasicAuthenticator(
                 UserStore(engine, clock=clock), config.basic, passwords
             ),
             AuthMethod.API_KEY: ApiKeyAuthenticator(api_keys, config.api_keys),
-            AuthMethod.JWT: bearer,
         }
+        oauth = None
+        if config.oauth.enabled:
+            # bastion's own authorization server; the gateway accepts its tokens as an
+            # implicit issuer (docs/oauth.md).
+            from bastion.oauth import mount
+
+            oauth = await mount(
+                config,
+                engine,
+                keyring,
+                revocations=revocations,
+                emit=audit.emit,
+                passwords=passwords,
+                throttle=limiter,
+                admin_auth=_AdminAuth(authenticators, limiter),
+                clock=clock,
+            )
+        bearer, jwt_method = _bearer(config, clock, revocations, oauth)
+        authenticators[AuthMethod.JWT] = jwt_method
         signer = None
         if any(r.assertion for r in config.routes):
             async with session_factory(engine)() as session:
@@ -154,11 +173,6 @@ class Runtime:
                     ) from None
         async with session_factory(engine)() as session:
             jwks = await publish_jwks(session, purpose=ASSERTION_PURPOSE, clock=clock)
-        limiter = RateLimiter.from_config(config.rate_limits, config.redis_url, clock=clock)
-        audit_path = config.audit.path
-        if audit_path != "-":
-            audit_path = str(config.resolve(Path(audit_path)))
-        audit = AuditLog(audit_path, api_key_prefixes=(config.api_keys.prefix,), clock=clock)
         metrics = Metrics(routes=[r.name for r in config.routes])
         gateway = Gateway(
             config,
@@ -183,9 +197,11 @@ class Runtime:
             metrics=metrics,
             revocations=revocations,
             metrics_trust=Trust(config.system.metrics_allow),
+            oauth=oauth,
             _jwks=jwks,
         )
         runtime.closers = [
+            *([oauth.aclose] if oauth is not None else []),
             proxy.close,
             api_keys.aclose,
             bearer.aclose,
@@ -199,6 +215,10 @@ class Runtime:
         return self.metrics_trust.trusted(peer)
 
     def public_jwks(self) -> dict[str, Any]:
+        """Every current public key: assertion keys, and the authorization server's
+        (pending and retiring ones included) kept fresh by its key reloader."""
+        if self.oauth is not None:
+            return self.oauth.server.ctx.keys.public_jwks()
         return self._jwks
 
     async def readiness(self) -> dict[str, bool]:
@@ -224,3 +244,60 @@ class Runtime:
                 if asyncio.iscoroutine(result):
                     await result
         await self.engine.dispose()
+
+
+def _bearer(
+    config: Config,
+    clock: Clock,
+    revocations: InMemoryRevocations,
+    oauth: AuthorizationServer | None,
+) -> tuple[BearerAuthenticator, Authenticator]:
+    """The ``jwt`` method: configured issuers, plus bastion's own tokens when the
+    authorization server runs."""
+    options: dict[str, Any] = {
+        "clock": clock,
+        "realm": config.basic.realm,
+        "api_key_prefix": config.api_keys.prefix,
+        "max_authorization_bytes": config.limits.max_authorization_bytes,
+        "revoked": revocations,
+    }
+    bearer = BearerAuthenticator.from_config(config.issuers, **options)
+    if oauth is None:
+        return bearer, bearer
+    from bastion.oauth.resource import OwnTokenAuthenticator
+
+    own = BearerAuthenticator(
+        [oauth.server.tokens.verifier],
+        realm=config.basic.realm,
+        api_key_prefix=config.api_keys.prefix,
+        max_authorization_bytes=config.limits.max_authorization_bytes,
+        cache=VerifiedTokenCache(clock=clock),
+        revoked=revocations,
+    )
+    return bearer, OwnTokenAuthenticator(bearer, own, oauth.server.tokens)
+
+
+class _AdminAuth:
+    """Authenticates admin-API callers with the gateway's own API-key and Basic methods
+    (failures throttled like the gateway's); the role check is the caller's."""
+
+    def __init__(self, authenticators: dict[AuthMethod, Authenticator], limiter: RateLimiter):
+        self._authenticators = authenticators
+        self._limiter = limiter
+
+    async def __call__(self, request: RequestView) -> Principal:
+        for method in (AuthMethod.API_KEY, AuthMethod.BASIC, AuthMethod.JWT):
+            authenticator = self._authenticators.get(method)
+            if authenticator is None or not authenticator.present(request):
+                continue
+            account = authenticator.account(request)
+            blocked = await self._limiter.failures_blocked(account=account, ip=request.client_ip)
+            if blocked is not None:
+                raise RateLimited("failed_auth_throttled", retry_after=blocked.reset_after,
+                                  headers=blocked.headers())  # fmt: skip
+            try:
+                return await authenticator.authenticate(request)
+            except AuthenticationError:
+                await self._limiter.record_failure(account=account, ip=request.client_ip)
+                raise
+        raise AuthenticationError("no_credentials")

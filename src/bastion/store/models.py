@@ -17,9 +17,11 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -72,6 +74,10 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # OpenID Connect claims (revision 0002).
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class ApiKey(Base):
@@ -110,3 +116,169 @@ class SigningKey(Base):
     active_from: Mapped[datetime] = mapped_column(UTCDateTime())
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     retire_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+# --- The authorization server (revision 0002). Every secret is stored as an HMAC. ---
+
+_CLIENT_FK = "oauth_clients.client_id"
+
+
+class OAuthClient(Base):
+    __tablename__ = "oauth_clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    # HMAC-SHA256 of the secret under Keyring.client_secret_hmac, hex; NULL for public
+    # and private_key_jwt clients.
+    secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    auth_method: Mapped[str] = mapped_column(String(32))
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    require_par: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_format: Mapped[str] = mapped_column(String(16), default="jwt")
+    access_token_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    refresh_token_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    id_token_alg: Mapped[str] = mapped_column(String(16), default="RS256")
+    may_introspect: Mapped[bool] = mapped_column(Boolean, default=False)
+    skip_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OAuthCode(Base):
+    __tablename__ = "oauth_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey(_CLIENT_FK, ondelete="CASCADE"), index=True
+    )
+    subject: Mapped[str] = mapped_column(String(255))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str | None] = mapped_column(Text, nullable=True)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    auth_time: Mapped[int] = mapped_column(Integer)
+    acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # What the code was exchanged for, so a second use can revoke it (RFC 6749 §4.1.2).
+    issued_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    issued_exp: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    family_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class OAuthRefreshToken(Base):
+    __tablename__ = "oauth_refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey(_CLIENT_FK, ondelete="CASCADE"), index=True
+    )
+    subject: Mapped[str] = mapped_column(String(255))
+    scope: Mapped[str] = mapped_column(Text)
+    auth_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the family's absolute end
+    idle_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The access token issued with this refresh token (revoked with the family).
+    access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    access_exp: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class OAuthAccessToken(Base):
+    """Opaque access tokens (clients with ``token_format: opaque``); JWTs are not stored."""
+
+    __tablename__ = "oauth_access_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    claims: Mapped[dict[str, Any]] = mapped_column(JSON)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class OAuthRevokedToken(Base):
+    """Revoked access-token ``jti`` values, kept until the token would have expired."""
+
+    __tablename__ = "oauth_revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class OAuthDeviceCode(Base):
+    __tablename__ = "oauth_device_codes"
+
+    device_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey(_CLIENT_FK, ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    interval: Mapped[int] = mapped_column(Integer)
+    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    approved: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    auth_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class OAuthPushedRequest(Base):
+    """RFC 9126 pushed authorization requests, by the random part of ``request_uri``."""
+
+    __tablename__ = "oauth_pushed_requests"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey(_CLIENT_FK, ondelete="CASCADE"), index=True
+    )
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class OAuthAssertionJti(Base):
+    """``jti`` of client assertions already seen (RFC 7523 §3 replay protection)."""
+
+    __tablename__ = "oauth_assertion_jtis"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256(client, jti)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class OAuthSession(Base):
+    """A browser session at the authorization server (login, consent, device pages)."""
+
+    __tablename__ = "oauth_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    auth_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    csrf: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class OAuthConsent(Base):
+    __tablename__ = "oauth_consents"
+    __table_args__ = (PrimaryKeyConstraint("subject", "client_id"),)
+
+    subject: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(64), ForeignKey(_CLIENT_FK, ondelete="CASCADE"))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,73 @@
+"""The authorization server: OAuth 2.1 + OpenID Connect on Authlib's grant machinery.
+
+Endpoints, design and the conformance map are in docs/oauth.md. The gateway mounts it
+(:func:`mount`) and accepts its tokens with no extra configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from bastion.config import Config
+from bastion.credentials._passwords import Passwords
+from bastion.keyring import Keyring
+from bastion.model import Clock, Principal, RequestView, system_clock
+from bastion.oauth._context import Emit
+from bastion.oauth._http import build_app, is_oauth_path
+from bastion.oauth._pages import Pages
+from bastion.oauth._session import SessionStore
+from bastion.oauth.keys import ensure_oauth_keys
+from bastion.oauth.login import LoginStep, PasswordStep, Throttle
+from bastion.oauth.server import OAuthServer
+from bastion.store.users import UserStore
+from bastion.tokens import InMemoryRevocations
+
+__all__ = ["AuthorizationServer", "OAuthServer", "ensure_oauth_keys", "is_oauth_path", "mount"]
+
+
+@dataclass
+class AuthorizationServer:
+    """The core and its ASGI app, as the gateway runtime holds them."""
+
+    server: OAuthServer
+    app: Starlette
+
+    async def aclose(self) -> None:
+        await self.server.aclose()
+
+
+async def mount(
+    config: Config,
+    engine: AsyncEngine,
+    keyring: Keyring,
+    *,
+    revocations: InMemoryRevocations,
+    emit: Emit,
+    passwords: Passwords,
+    throttle: Throttle,
+    admin_auth: Callable[[RequestView], Awaitable[Principal]],
+    clock: Clock = system_clock,
+) -> AuthorizationServer:
+    """Build and start the authorization server (keys loaded, revocation mirror running).
+
+    Args:
+        config: the deployment's config.
+        engine: the database.
+        keyring: the deployment's keyring.
+        revocations: the gateway's revocation hook (kept in step).
+        emit: writes one audit event.
+        passwords: the argon2id verifier of the login page.
+        throttle: failed-login throttling (the gateway's rate limiter).
+        admin_auth: authenticates callers of the admin API (the gateway's authenticators).
+        clock: seconds since the epoch.
+    """
+    server = OAuthServer(config, engine, keyring, revocations=revocations, emit=emit, clock=clock)
+    await server.start()
+    steps: list[LoginStep] = [PasswordStep(UserStore(engine, clock=clock), passwords, throttle)]
+    sessions = SessionStore(engine, ttl=config.oauth.session_ttl_seconds, clock=clock)
+    app = build_app(server, admin_auth, Pages(server, sessions, steps))
+    return AuthorizationServer(server, app)

@@ -1,0 +1,320 @@
+"""The authorization server over HTTP (Starlette): the adapter between Starlette requests
+and :class:`~bastion.oauth.server.OAuthServer`, the protocol endpoints, discovery,
+``/userinfo`` and the admin API. The browser pages live in :mod:`bastion.oauth._pages`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bastion.errors import AuthenticationError, BastionError, Forbidden, InvalidToken
+from bastion.model import Principal, RequestView
+from bastion.oauth._authlib import MAX_PARAMS, HttpInput, OAuthResponse
+from bastion.oauth._context import PREFIX
+from bastion.oauth._oidc import user_info
+from bastion.oauth.clients import InvalidClientMetadata, record_from_metadata
+from bastion.oauth.discovery import metadata
+from bastion.oauth.server import OAuthServer
+from bastion.store._db import RecordNotFound
+
+log = logging.getLogger("bastion.oauth.http")
+MAX_FORM_BYTES = 64 * 1024
+FORM = "application/x-www-form-urlencoded"
+NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+
+AdminAuth = Callable[[RequestView], Awaitable[Principal]]
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class BadInput(Exception):
+    """A request bastion cannot parse: always ``invalid_request``."""
+
+
+def json_response(status: int, body: Any, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers=dict([*NO_STORE, NOSNIFF, *(headers or [])]),
+    )
+
+
+def oauth_error(status: int, error: str, description: str = "") -> Response:
+    body = {"error": error}
+    if description:
+        body["error_description"] = description
+    return json_response(status, body)
+
+
+def to_response(result: OAuthResponse) -> Response:
+    headers: dict[str, str] = {}
+    for name, value in result.headers:
+        headers[name] = value
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    return Response(result.body, status_code=result.status, headers=headers)
+
+
+def _parse(text: str) -> list[tuple[str, str]]:
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_PARAMS)
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput("malformed parameters") from None
+    for name, value in pairs:
+        # Parameters are printable ASCII/UTF-8 text; control characters are never valid.
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name + value):
+            raise BadInput("control characters in parameters")
+    return pairs
+
+
+async def http_input(request: Request, issuer: str) -> HttpInput:
+    """Starlette request → :class:`HttpInput` (the public URL is built from ``issuer``).
+
+    Raises:
+        BadInput: a body that is not a small ``application/x-www-form-urlencoded`` form.
+    """
+    query = request.url.query
+    form: list[tuple[str, str]] = []
+    if request.method == "POST":
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if ctype != FORM:
+            raise BadInput("the body must be application/x-www-form-urlencoded")
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+            raise BadInput("the body is too large")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise BadInput("the body is too large")
+        try:
+            form = _parse(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BadInput("the body is not UTF-8") from None
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    url = issuer + request.url.path + (f"?{query}" if query else "")
+    client = request.client
+    return HttpInput(
+        method=request.method,
+        url=url,
+        headers=headers,
+        query=_parse(query) if query else [],
+        form=form,
+        client_ip=client.host if client else "",
+        cookies=dict(request.cookies),
+    )
+
+
+def guarded(fn: Handler) -> Handler:
+    """Bad input is a 400 ``invalid_request``; a dependency down a 503; a bug a 500 — the
+    client learns only the code (the log learns why)."""
+
+    @functools.wraps(fn)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except BadInput as exc:
+            return oauth_error(400, "invalid_request", str(exc))
+        except BastionError as exc:
+            headers = list(getattr(exc, "headers", []) or [])
+            return json_response(exc.status, {"error": exc.code}, headers)
+        except Exception:
+            log.exception("authorization server error on %s", request.url.path)
+            return oauth_error(500, "server_error")
+
+    return wrapper
+
+
+class ProtocolEndpoints:
+    """Token, revocation, introspection, PAR, device authorization, userinfo, discovery."""
+
+    def __init__(self, server: OAuthServer, admin_auth: AdminAuth) -> None:
+        self.server = server
+        self.ctx = server.ctx
+        self.admin_auth = admin_auth
+
+    async def _input(self, request: Request) -> HttpInput:
+        http = await http_input(request, self.ctx.issuer)
+        repeated = http.repeated()
+        if repeated is not None:
+            raise BadInput(f"parameter {repeated!r} repeated")  # RFC 6749 §3.2
+        return http
+
+    async def token(self, request: Request) -> Response:
+        return to_response(await self.server.token(await self._input(request)))
+
+    async def revoke(self, request: Request) -> Response:
+        return to_response(await self.server.revoke(await self._input(request)))
+
+    async def introspect(self, request: Request) -> Response:
+        return to_response(await self.server.introspect(await self._input(request)))
+
+    async def par(self, request: Request) -> Response:
+        return to_response(await self.server.push_authorization_request(await self._input(request)))
+
+    async def device_authorization(self, request: Request) -> Response:
+        return to_response(await self.server.device_authorization(await self._input(request)))
+
+    async def openid_configuration(self, request: Request) -> Response:
+        return json_response(
+            200, metadata(self.ctx, oidc=True), [("Cache-Control", "public, max-age=300")]
+        )
+
+    async def oauth_metadata(self, request: Request) -> Response:
+        return json_response(
+            200, metadata(self.ctx, oidc=False), [("Cache-Control", "public, max-age=300")]
+        )
+
+    async def userinfo(self, request: Request) -> Response:
+        """OIDC Core §5.3; the token only in the ``Authorization`` header (RFC 6750 §2.1)."""
+        realm = 'Bearer realm="bastion"'
+        if "access_token" in request.query_params:
+            return _bearer_error(400, "invalid_request", realm)
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return Response(status_code=401, headers={"WWW-Authenticate": realm, **dict(NO_STORE)})
+        try:
+            principal = await self.server.tokens.principal(token.strip())
+        except InvalidToken:
+            return _bearer_error(401, "invalid_token", realm)
+        if "openid" not in principal.scopes:
+            return _bearer_error(403, "insufficient_scope", realm)
+        owner = await self.ctx.grants.owner(principal.subject)
+        if owner is None:
+            return _bearer_error(401, "invalid_token", realm)
+        return json_response(200, dict(user_info(owner, " ".join(principal.scopes))))
+
+    # --- admin API: the same client operations as `bastion clients` -------------
+
+    async def _admin(self, request: Request) -> Principal:
+        view = RequestView(
+            method=request.method,
+            path=request.url.path,
+            query=request.url.query,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            client_ip=request.client.host if request.client else "",
+            secure=request.url.scheme == "https",
+        )
+        principal = await self.admin_auth(view)
+        if self.ctx.config.oauth.admin_role not in principal.roles:
+            raise Forbidden("missing_admin_role")
+        return principal
+
+    async def admin_clients(self, request: Request) -> Response:
+        principal = await self._admin(request)
+        store = self.ctx.clients.store
+        if request.method == "GET":
+            return json_response(200, [c.as_dict() for c in await store.list()])
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise BadInput("the body must be application/json")
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            raise BadInput("the body is too large")
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise BadInput("the body is not JSON") from None
+        if not isinstance(data, dict):
+            raise BadInput("the body must be a JSON object")
+        try:
+            created = await store.create(record_from_metadata(data))
+        except InvalidClientMetadata as exc:
+            return oauth_error(400, exc.code, exc.detail or "")
+        self.ctx.clients.invalidate(created.record.client_id)
+        self.ctx.emit({"event": "client_created", "client_id": created.record.client_id,
+                       "by": principal.subject})  # fmt: skip
+        out = created.record.as_dict()
+        if created.secret is not None:
+            out["client_secret"] = created.secret
+        return json_response(201, out)
+
+    async def admin_client(self, request: Request) -> Response:
+        principal = await self._admin(request)
+        client_id = request.path_params["client_id"]
+        store = self.ctx.clients.store
+        try:
+            if request.method == "GET":
+                record = await store.get(client_id)
+                if record is None:
+                    raise RecordNotFound("no client")
+                return json_response(200, record.as_dict())
+            if request.method == "DELETE":
+                await store.delete(client_id)
+                self.ctx.clients.invalidate(client_id)
+                self.ctx.emit(
+                    {"event": "client_deleted", "client_id": client_id, "by": principal.subject}
+                )
+                return Response(status_code=204, headers=dict(NO_STORE))
+            rotated = await store.rotate_secret(client_id)
+        except InvalidClientMetadata as exc:
+            return oauth_error(400, exc.code, exc.detail or "")
+        self.ctx.clients.invalidate(client_id)
+        self.ctx.emit(
+            {"event": "client_secret_rotated", "client_id": client_id, "by": principal.subject}
+        )
+        return json_response(200, {"client_id": client_id, "client_secret": rotated.secret})
+
+
+def _bearer_error(status: int, error: str, realm: str) -> Response:
+    headers = {"WWW-Authenticate": f'{realm}, error="{error}"', **dict(NO_STORE)}
+    return Response(orjson.dumps({"error": error}), status_code=status, headers=headers,
+                    media_type="application/json")  # fmt: skip
+
+
+def build_app(server: OAuthServer, admin_auth: AdminAuth, pages: Any) -> Starlette:
+    """The Starlette app for the authorization server's paths."""
+    api = ProtocolEndpoints(server, admin_auth)
+    p = PREFIX
+    routes = [
+        Route(
+            "/.well-known/openid-configuration", guarded(api.openid_configuration), methods=["GET"]
+        ),
+        Route(
+            "/.well-known/oauth-authorization-server", guarded(api.oauth_metadata), methods=["GET"]
+        ),
+        Route(f"{p}/token", guarded(api.token), methods=["POST"]),
+        Route(f"{p}/revoke", guarded(api.revoke), methods=["POST"]),
+        Route(f"{p}/introspect", guarded(api.introspect), methods=["POST"]),
+        Route(f"{p}/par", guarded(api.par), methods=["POST"]),
+        Route(f"{p}/device_authorization", guarded(api.device_authorization), methods=["POST"]),
+        Route(f"{p}/userinfo", guarded(api.userinfo), methods=["GET", "POST"]),
+        Route(f"{p}/admin/clients", guarded(api.admin_clients), methods=["GET", "POST"]),
+        Route(
+            f"{p}/admin/clients/{{client_id}}", guarded(api.admin_client), methods=["GET", "DELETE"]
+        ),
+        Route(
+            f"{p}/admin/clients/{{client_id}}/secret", guarded(api.admin_client), methods=["POST"]
+        ),
+        *pages.routes(),
+    ]
+    return Starlette(routes=routes)
+
+
+def is_oauth_path(path: str) -> bool:
+    """Paths the authorization server answers (everything else is the gateway's)."""
+    return path.startswith(PREFIX + "/") or path in (
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    )
+
+
+def admin_error(exc: BastionError) -> Response:
+    """Authentication failures on the admin API carry a challenge."""
+    if isinstance(exc, AuthenticationError):
+        return json_response(
+            401, {"error": exc.code}, [("WWW-Authenticate", 'Bearer realm="bastion"')]
+        )
+    return json_response(exc.status, {"error": exc.code})

@@ -1,0 +1,394 @@
+"""The browser side: authorization endpoint, login, consent, device verification, logout.
+
+Pages are Jinja2 templates with autoescape, no inline script and a strict CSP; every form
+carries the session's CSRF token; the session cookie is described in ``_session``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from bastion.errors import RateLimited
+from bastion.oauth._authlib import HttpInput, OAuthResponse
+from bastion.oauth._context import PREFIX
+from bastion.oauth._endpoints import normalize_user_code
+from bastion.oauth._http import BadInput, guarded, http_input, to_response
+from bastion.oauth._session import BrowserSession, SessionStore
+from bastion.oauth._store import Owner
+from bastion.oauth.login import LoginStep, assurance
+from bastion.oauth.server import OAuthServer
+
+STATIC_CSS = "/oauth2/static/bastion.css"
+
+
+class Pages:
+    """The HTML endpoints. ``steps`` is the login chain (password today)."""
+
+    def __init__(self, server: OAuthServer, sessions: SessionStore, steps: list[LoginStep]) -> None:
+        self.server = server
+        self.ctx = server.ctx
+        self.sessions = sessions
+        self.steps = steps
+        secure = server.ctx.config.oauth.secure_cookies
+        if secure is None:
+            secure = server.ctx.issuer.startswith("https://")
+        self.secure = secure
+        self.cookie_name = "__Host-bastion-session" if secure else "bastion-session"
+        self.env = Environment(
+            loader=PackageLoader("bastion.oauth", "templates"),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+        )
+        self.css = self.env.loader.get_source(self.env, "bastion.css")[0].encode()  # type: ignore[union-attr]
+
+    def routes(self) -> list[Route]:
+        p = PREFIX
+        return [
+            Route(f"{p}/authorize", guarded(self.authorize), methods=["GET", "POST"]),
+            Route(f"{p}/authorize/resume", guarded(self.resume), methods=["GET"]),
+            Route(f"{p}/login", guarded(self.login), methods=["GET", "POST"]),
+            Route(f"{p}/consent", guarded(self.consent), methods=["POST"]),
+            Route(f"{p}/device", guarded(self.device), methods=["GET", "POST"]),
+            Route(f"{p}/logout", guarded(self.logout), methods=["GET", "POST"]),
+            Route(STATIC_CSS, self.stylesheet, methods=["GET"]),
+        ]
+
+    # --- rendering ---------------------------------------------------------------
+
+    def page(
+        self, template: str, status: int = 200, *, session: BrowserSession | None = None,
+        form_targets: tuple[str, ...] = (), **values: Any,
+    ) -> HTMLResponse:  # fmt: skip
+        body = self.env.get_template(template).render(css=STATIC_CSS, **values)
+        # form-action must allow the client's origin: browsers apply it to the redirect
+        # that follows a form post (the consent decision) as well.
+        actions = " ".join(["'self'", *form_targets])
+        headers = {
+            "Content-Security-Policy": (
+                f"default-src 'none'; style-src 'self'; form-action {actions}; "
+                "frame-ancestors 'none'; base-uri 'none'"
+            ),
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        }
+        response = HTMLResponse(body, status_code=status, headers=headers)
+        self._cookie(response, session)
+        return response
+
+    def error_page(self, status: int, error: str, description: str = "") -> HTMLResponse:
+        return self.page("error.html", status, error=error, description=description)
+
+    def _cookie(self, response: Response, session: BrowserSession | None) -> None:
+        if session is not None and session.cookie is not None:
+            response.set_cookie(
+                self.cookie_name,
+                session.cookie,
+                max_age=self.ctx.config.oauth.session_ttl_seconds,
+                path="/",
+                secure=self.secure,
+                httponly=True,
+                samesite="lax",
+            )
+
+    def redirect(self, url: str, session: BrowserSession | None = None) -> Response:
+        response = RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+        self._cookie(response, session)
+        return response
+
+    def client_redirect(
+        self, result: OAuthResponse, session: BrowserSession | None = None
+    ) -> Response:
+        response = to_response(result)
+        self._cookie(response, session)
+        return response
+
+    async def stylesheet(self, request: Request) -> Response:
+        return Response(
+            self.css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"}
+        )
+
+    # --- sessions ----------------------------------------------------------------
+
+    async def _session(self, request: Request) -> BrowserSession | None:
+        return await self.sessions.load(request.cookies.get(self.cookie_name))
+
+    async def _owner(self, session: BrowserSession | None) -> Owner | None:
+        if session is None or session.subject is None:
+            return None
+        return await self.ctx.grants.owner(
+            session.subject, auth_time=session.auth_time, acr=session.acr, amr=session.amr
+        )
+
+    def _auth_http(self) -> HttpInput:
+        return HttpInput("GET", self.ctx.url("/authorize"))
+
+    # --- the authorization endpoint (RFC 6749 §3.1, OIDC Core §3.1.2) -------------
+
+    async def authorize(self, request: Request) -> Response:
+        try:
+            http = await http_input(request, self.ctx.issuer)
+        except BadInput as exc:
+            return self.error_page(400, "invalid_request", str(exc))
+        repeated = http.repeated()
+        if repeated is not None:
+            return self.error_page(400, "invalid_request", f"parameter {repeated!r} repeated")
+        params = http.params()
+        pushed = "request_uri" in params
+        if pushed:
+            resolved, why = await self.server.resolve_pushed(params)
+            if resolved is None:
+                return self.error_page(400, "invalid_request_uri", why)
+            params = resolved
+        elif "request" in params:
+            return self.error_page(
+                400, "request_not_supported", "request objects are not supported"
+            )
+        return await self._continue(params, pushed, await self._session(request), fresh=False)
+
+    async def resume(self, request: Request) -> Response:
+        session = await self._session(request)
+        tx_id = request.query_params.get("tx", "")
+        item = session.pending().get(tx_id) if session is not None else None
+        if session is None or item is None or item.get("kind") != "authorize":
+            return self.error_page(400, "invalid_request", "this sign-in has expired; start again")
+        fresh = bool(item.pop("fresh", False))
+        session.pending().pop(tx_id)
+        await self.sessions.save(session)
+        return await self._continue(item["params"], bool(item["pushed"]), session, fresh=fresh)
+
+    async def _continue(
+        self, params: dict[str, str], pushed: bool, session: BrowserSession | None, *, fresh: bool
+    ) -> Response:
+        http = self._auth_http()
+        owner = await self._owner(session)
+        check = await self.server.check_authorization(http, params, owner, pushed=pushed)
+        if check.redirect is not None:
+            return self.client_redirect(check.redirect, session)
+        if check.error is not None or check.client is None:
+            return self.error_page(400, check.error or "invalid_request", check.description)
+        prompts = set(params.get("prompt", "").split())
+        max_age = params.get("max_age")
+        if max_age is not None and not max_age.isdigit():
+            from authlib.oauth2.rfc6749 import InvalidRequestError
+
+            error = InvalidRequestError("max_age must be a non-negative integer")
+            return self.client_redirect(
+                await self.server.error_redirect(http, params, error), session
+            )
+        too_old = (
+            max_age is not None
+            and owner is not None
+            and owner.auth_time is not None
+            and self.ctx.clock() - owner.auth_time > int(max_age)
+        )
+        if owner is None or (not fresh and (prompts & {"login", "select_account"} or too_old)):
+            if "none" in prompts:
+                result = await self.server.error_redirect(http, params, LoginRequiredError())
+                return self.client_redirect(result, session)
+            session = session or await self.sessions.create()
+            tx = session.add_pending({"kind": "authorize", "params": params, "pushed": pushed})
+            await self.sessions.save(session)
+            return self.redirect(f"{self.ctx.url('/login')}?{urlencode({'tx': tx})}", session)
+        assert session is not None  # an owner comes from a session
+        client = check.client
+        granted = await self.ctx.grants.consented(owner.subject, client.client_id)
+        if not client.record.skip_consent and (
+            "consent" in prompts or not set(check.scopes) <= granted
+        ):
+            if "none" in prompts:
+                result = await self.server.error_redirect(http, params, ConsentRequiredError())
+                return self.client_redirect(result, session)
+            tx = session.add_pending({"kind": "authorize", "params": params, "pushed": pushed})
+            await self.sessions.save(session)
+            origin = _origin(params.get("redirect_uri", ""))
+            return self.page(
+                "consent.html",
+                session=session,
+                form_targets=(origin,) if origin else (),
+                client=client.record.name,
+                client_id=client.client_id,
+                scopes=check.scopes,
+                subject=owner.subject,
+                tx=tx,
+                csrf=session.csrf,
+                action=self.ctx.url("/consent"),
+            )
+        return self.client_redirect(
+            await self.server.finish_authorization(http, params, owner), session
+        )
+
+    async def consent(self, request: Request) -> Response:
+        session, form = await self._posted(request)
+        if session is None:
+            return self.error_page(400, "invalid_request", "your session has expired; start again")
+        item = session.pending().pop(form.get("tx", ""), None)
+        owner = await self._owner(session)
+        if item is None or owner is None or item.get("kind") != "authorize":
+            return self.error_page(400, "invalid_request", "this request has expired; start again")
+        await self.sessions.save(session)
+        params = item["params"]
+        if form.get("decision") != "allow":
+            result = await self.server.finish_authorization(self._auth_http(), params, None)
+            return self.client_redirect(result, session)
+        check = await self.server.check_authorization(self._auth_http(), params, owner, pushed=True)
+        if check.client is not None:
+            await self.ctx.grants.grant_consent(
+                owner.subject, check.client.client_id, frozenset(check.scopes)
+            )
+        result = await self.server.finish_authorization(self._auth_http(), params, owner)
+        return self.client_redirect(result, session)
+
+    async def _posted(self, request: Request) -> tuple[BrowserSession | None, dict[str, str]]:
+        """The session and the posted form; the session is None unless the CSRF token and
+        (when sent) the ``Origin`` header are right."""
+        http = await http_input(request, self.ctx.issuer)
+        form = dict(reversed(http.form))
+        session = await self._session(request)
+        origin = request.headers.get("origin")
+        if origin is not None and origin != _origin(self.ctx.issuer):
+            return None, form
+        if session is None or not session.check_csrf(form.get("csrf")):
+            return None, form
+        return session, form
+
+    # --- login -------------------------------------------------------------------
+
+    async def login(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await self._login_form(request)
+        session, form = await self._posted(request)
+        if session is None:
+            return self.error_page(400, "invalid_request", "your session has expired; start again")
+        tx = form.get("tx", "")
+        http_ip = request.client.host if request.client else ""
+        try:
+            result = await self.steps[0].verify(form, subject=None, client_ip=http_ip)
+        except RateLimited:
+            return self.page("login.html", 429, session=session, tx=tx, csrf=session.csrf,
+                             username="", action=self.ctx.url("/login"),
+                             message="Too many attempts. Wait a minute and try again.")  # fmt: skip
+        if result.subject is None:
+            self.ctx.emit({"event": "login_failed", "client_ip": http_ip})
+            return self.page("login.html", 401, session=session, tx=tx, csrf=session.csrf,
+                             username=form.get("username", ""), action=self.ctx.url("/login"),
+                             message=result.message)  # fmt: skip
+        acr, amr = assurance(self.steps[:1])
+        new = await self.sessions.login(session, subject=result.subject, acr=acr, amr=amr)
+        session = new
+        self.ctx.emit(
+            {"event": "login", "subject": result.subject, "client_ip": http_ip, "amr": list(amr)}
+        )
+        item = session.pending().get(tx)
+        if item is None:
+            return self.page("message.html", session=session, title="Signed in",
+                             text=f"You are signed in as {result.subject}.")  # fmt: skip
+        item["fresh"] = True
+        await self.sessions.save(session)
+        if item.get("kind") == "device":
+            return self.redirect(f"{self.ctx.url('/device')}?{urlencode({'tx': tx})}", session)
+        return self.redirect(
+            f"{self.ctx.url('/authorize/resume')}?{urlencode({'tx': tx})}", session
+        )
+
+    async def _login_form(self, request: Request) -> Response:
+        session = await self._session(request) or await self.sessions.create()
+        tx = request.query_params.get("tx", "")
+        item = session.pending().get(tx, {})
+        hint = item.get("params", {}).get("login_hint", "") if isinstance(item, dict) else ""
+        return self.page("login.html", session=session, tx=tx, csrf=session.csrf,
+                         username=hint, action=self.ctx.url("/login"))  # fmt: skip
+
+    # --- device verification (RFC 8628 §3.3) -------------------------------------
+
+    async def device(self, request: Request) -> Response:
+        if request.method == "GET":
+            session = await self._session(request)
+            owner = await self._owner(session)
+            user_code = request.query_params.get("user_code", "")
+            tx = request.query_params.get("tx", "")
+            if session is not None and tx in session.pending():
+                user_code = session.pending().pop(tx).get("user_code", user_code)
+                await self.sessions.save(session)
+            if owner is None:
+                session = session or await self.sessions.create()
+                tx = session.add_pending({"kind": "device", "user_code": user_code[:32]})
+                await self.sessions.save(session)
+                return self.redirect(f"{self.ctx.url('/login')}?{urlencode({'tx': tx})}", session)
+            assert session is not None
+            return self.page("device.html", session=session, csrf=session.csrf, user_code=user_code,
+                             subject=owner.subject, action=self.ctx.url("/device"))  # fmt: skip
+        session, form = await self._posted(request)
+        owner = await self._owner(session)
+        if session is None or owner is None:
+            return self.error_page(400, "invalid_request", "your session has expired; start again")
+        ip = request.client.host if request.client else ""
+        limiter = self.steps[0]._throttle if hasattr(self.steps[0], "_throttle") else None
+        if limiter is not None and await limiter.failures_blocked(account=None, ip=ip) is not None:
+            return self.error_page(429, "slow_down", "Too many attempts. Wait a minute.")
+        row = await self.ctx.grants.device_by_user_code(
+            normalize_user_code(form.get("user_code", ""))
+        )
+        approved = form.get("decision") == "allow"
+        if row is None or not await self.ctx.grants.decide_device(row, owner, approved):
+            if limiter is not None:
+                await limiter.record_failure(account=None, ip=ip)
+            return self.page("device.html", 400, session=session, csrf=session.csrf, user_code="",
+                             subject=owner.subject, action=self.ctx.url("/device"),
+                             message="That code is not valid or has expired.")  # fmt: skip
+        self.ctx.emit({"event": "device_decision", "subject": owner.subject,
+                       "client_id": row.client_id, "approved": approved})  # fmt: skip
+        text = "Return to your device." if approved else "The device was not given access."
+        return self.page("message.html", session=session, title="Done", text=text)
+
+    # --- RP-initiated logout -----------------------------------------------------
+
+    async def logout(self, request: Request) -> Response:
+        http = await http_input(request, self.ctx.issuer)
+        session = await self._session(request)
+        confirmed = False
+        if request.method == "POST":
+            form = dict(reversed(http.form))
+            confirmed = (
+                session is not None
+                and session.check_csrf(form.get("csrf"))
+                and form.get("confirm") == "yes"
+            )
+            params = {k: v for k, v in form.items() if k not in ("csrf", "confirm")}
+            http = HttpInput(
+                "POST", http.url, http.headers, (), tuple(params.items()), http.client_ip
+            )
+        result, confirm = await self.server.end_session(http, confirmed=confirmed)
+        if confirm:
+            session = session or await self.sessions.create()
+            fields = dict(reversed([*http.query, *http.form]))
+            return self.page("logout.html", session=session, csrf=session.csrf,
+                             fields=fields, action=self.ctx.url("/logout"))  # fmt: skip
+        if result is not None and result.status >= 400:
+            return self.error_page(400, "invalid_request", "the logout request is not valid")
+        if session is not None:
+            await self.sessions.delete(session)
+            self.ctx.emit({"event": "logout", "subject": session.subject})
+        response: Response
+        if result is not None and result.location:
+            response = RedirectResponse(result.location, status_code=302)
+        else:
+            response = self.page("message.html", title="Signed out", text="You are signed out.")
+        response.delete_cookie(
+            self.cookie_name, path="/", secure=self.secure, httponly=True, samesite="lax"
+        )
+        return response
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}"

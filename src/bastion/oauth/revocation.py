@@ -1,0 +1,130 @@
+"""Access-token revocation that reaches every gateway instance.
+
+The gateway's revocation hook (:class:`~bastion.tokens.InMemoryRevocations`) is a local,
+synchronous mirror, so the hot path makes no round trip. It is fed three ways:
+
+* in-process: :meth:`RevocationMirror.revoke` updates the mirror before it returns, so
+  this instance refuses the token on the very next request;
+* Redis pub/sub (when ``redis_url`` is set): other instances hear of it in milliseconds;
+* the database (always): every ``oauth.revocation_sync_seconds`` each instance reads the
+  revocations newer than the last it saw, so a lost pub/sub message is repaired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bastion.model import Clock, system_clock
+from bastion.oauth._store import GrantStore
+from bastion.tokens import InMemoryRevocations
+
+log = logging.getLogger("bastion.oauth.revocation")
+CHANNEL = "bastion:revoked-jti"
+_OVERLAP = timedelta(seconds=5)  # re-read a little: rows may commit out of order
+
+
+class RevocationMirror:
+    """Keeps ``local`` in step with the ``oauth_revoked_tokens`` table.
+
+    Args:
+        grants: the grant store.
+        local: the hook the gateway's bearer authenticator asks.
+        redis_url: publish and subscribe revocations when given.
+        interval: seconds between database syncs.
+        clock: seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        grants: GrantStore,
+        local: InMemoryRevocations,
+        *,
+        redis_url: str | None = None,
+        interval: float = 2.0,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.grants = grants
+        self.local = local
+        self._redis_url = redis_url
+        self._redis: Any = None
+        self._interval = interval
+        self._clock = clock
+        self._watermark: datetime | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def revoke(self, jti: str, exp: int) -> None:
+        """Revoke an access token's ``jti`` until ``exp``: durable, then local, then fan-out."""
+        await self.grants.revoke_jti(jti, exp)
+        await self.applied([(jti, exp)])
+
+    async def applied(self, revoked: list[tuple[str, int]]) -> None:
+        """Mirror revocations already written to the database (e.g. a whole family)."""
+        for jti, exp in revoked:
+            self.local.revoke_jti(jti, float(exp))
+        if self._redis is not None and revoked:
+            try:
+                for jti, exp in revoked:
+                    await self._redis.publish(CHANNEL, f"{jti} {exp}")
+            except Exception as exc:  # noqa: BLE001 - the database sync repairs a lost message
+                log.warning("revocation publish failed: %s", exc.__class__.__name__)
+
+    async def sync(self) -> int:
+        """Read revocations newer than the last seen; returns how many were applied."""
+        since = self._watermark - _OVERLAP if self._watermark else datetime.fromtimestamp(0, UTC)
+        rows = await self.grants.revoked_since(since)
+        for jti, expires_at, revoked_at in rows:
+            self.local.revoke_jti(jti, expires_at.timestamp())
+            if self._watermark is None or revoked_at > self._watermark:
+                self._watermark = revoked_at
+        return len(rows)
+
+    async def start(self) -> None:
+        await self.sync()
+        self._tasks.append(asyncio.create_task(self._poll(), name="bastion-revocation-sync"))
+        if self._redis_url:
+            import redis.asyncio as redis
+
+            self._redis = redis.from_url(self._redis_url)
+            self._tasks.append(asyncio.create_task(self._listen(), name="bastion-revocation-sub"))
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.sync()
+                self.local.purge()
+            except Exception as exc:  # noqa: BLE001 - keep syncing; the next round retries
+                log.warning("revocation sync failed: %s", exc.__class__.__name__)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self._redis.pubsub()
+                await pubsub.subscribe(CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    jti, _, exp = message["data"].decode().partition(" ")
+                    if jti and exp.isdigit():
+                        self.local.revoke_jti(jti, float(exp))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect after a pause
+                log.warning("revocation subscription lost: %s", exc.__class__.__name__)
+                await asyncio.sleep(1.0)
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+            self._redis = None
