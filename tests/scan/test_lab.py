@@ -118,3 +118,50 @@ def test_enumeration_beyond_login(lab_results: dict[str, ScanResult]) -> None:
         f"Username enumeration on {where}"
         for where in ("login", "registration", "password reset", "profile lookup")
     }
+
+
+def _titles(result: ScanResult, check: str) -> dict[str, str]:
+    return {f.title: f.endpoint for f in result.findings if f.check == check}
+
+
+def test_bfla_verb_switch_override_writes_and_state_changing_get(
+    lab_results: dict[str, ScanResult],
+) -> None:
+    found = _titles(lab_results["vuln"], "bfla")
+    assert found["Admin operation reachable by a regular user (direct call)"].endswith(
+        "/admin/users"
+    )
+    assert found["Admin operation reachable by a regular user (verb switch)"].endswith(
+        "/admin/audit"
+    )
+    assert found["Admin operation reachable by a regular user (method override)"].endswith(
+        "/admin/stats"
+    )
+    assert found["Admin update operation callable by a regular user"].endswith(
+        "/admin/users/{user_id}"
+    )
+    assert found["Unauthenticated state-changing GET"].endswith("/orders/{order_id}/archive")
+    # The owner's object was put back (the inverse action): nothing stays archived.
+    state = lab_results["vuln"]
+    assert state.errors == {}
+
+
+def test_bola_sources_and_writes(lab_results: dict[str, ScanResult]) -> None:
+    endpoints = {
+        f.endpoint.split("/api/v2", 1)[1] for f in lab_results["vuln"].findings if f.check == "bola"
+    }
+    # ids from listings, the profile, a create response; two path parameters.
+    assert {
+        "/orders/{order_id}",
+        "/users/{user_id}",
+        "/notes/{note_id}",
+        "/users/{user_id}/orders/{order_id}",
+    } <= endpoints
+    # Writes are probed only with --allow-unsafe, proven by the owner's read-back.
+    assert not any("write" in f.title for f in lab_results["vuln"].findings)
+    writes = _titles(lab_results["vuln_unsafe"], "bola")
+    assert writes["Broken object level authorization on write (BOLA)"].endswith(
+        "/orders/{order_id}"
+    )
+    assert [f.title for f in lab_results["fixed_unsafe"].findings] == []
+    assert lab_results["fixed_unsafe"].errors == {}

@@ -97,7 +97,9 @@ def _db() -> sqlite3.Connection:
         """
         CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT, password TEXT, email TEXT,
             role TEXT, api_key TEXT, display_name TEXT, password_hash TEXT, totp_secret TEXT);
-        CREATE TABLE orders (id INTEGER PRIMARY KEY, owner INTEGER, item TEXT, total REAL);
+        CREATE TABLE orders (id INTEGER PRIMARY KEY, owner INTEGER, item TEXT, total REAL,
+            archived INTEGER DEFAULT 0);
+        CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, owner INTEGER, text TEXT);
         CREATE TABLE invoices (id INTEGER PRIMARY KEY, owner INTEGER, amount REAL, iban TEXT);
         CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, category TEXT);
         CREATE TABLE jwt_keys (kid TEXT PRIMARY KEY, key TEXT);
@@ -119,7 +121,7 @@ def _db() -> sqlite3.Connection:
             ),
         )
     db.executemany(
-        "INSERT INTO orders VALUES (?,?,?,?)",
+        "INSERT INTO orders (id, owner, item, total) VALUES (?,?,?,?)",
         [(101, 1, "teapot", 20.0), (102, 1, "cups", 8.5), (201, 2, "hammer", 14.0)],
     )
     db.executemany(
@@ -568,6 +570,117 @@ class Handlers:
             return _deny(404)
         return JSONResponse(dict(row))
 
+    async def order_update(self, request: Request) -> Response:
+        me = self.who(request)
+        raw = request.path_params["order_id"]
+        row = self._order(raw)
+        if me is None:
+            return _deny()
+        if row is None or (not self.vuln and row["owner"] != me["id"]):
+            return _deny(404)  # the vulnerable app lets anyone change any order
+        body = await self._safe_body(request) or {}
+        if isinstance(body.get("item"), str):
+            self.s.db.execute("UPDATE orders SET item = ? WHERE id = ?", (body["item"], row["id"]))
+            self.s.db.commit()
+        return JSONResponse(dict(self._order(raw) or {}))
+
+    def _order(self, raw: str) -> dict[str, Any] | None:
+        if not raw.isdigit():
+            return None
+        row = self.s.db.execute("SELECT * FROM orders WHERE id = ?", (int(raw),)).fetchone()
+        return dict(row) if row else None
+
+    async def order_action(self, request: Request) -> Response:
+        """GET /orders/{id}/archive: a state change on GET; the vulnerable one needs no auth."""
+        me = self.who(request)
+        row = self._order(request.path_params["order_id"])
+        if not self.vuln and (me is None or row is None or row["owner"] != me["id"]):
+            return _deny(401 if me is None else 404)
+        if row is None:
+            return _deny(404)
+        archived = int(request.url.path.endswith("/archive"))
+        self.s.db.execute("UPDATE orders SET archived = ? WHERE id = ?", (archived, row["id"]))
+        self.s.db.commit()
+        return JSONResponse({"status": "ok"})
+
+    async def user_order(self, request: Request) -> Response:
+        """GET /users/{user_id}/orders/{order_id}: the vulnerable one trusts user_id."""
+        me = self.who(request)
+        if me is None:
+            return _deny()
+        uid, row = request.path_params["user_id"], self._order(request.path_params["order_id"])
+        if row is None or str(row["owner"]) != uid:
+            return _deny(404)
+        if not self.vuln and me["id"] != row["owner"]:
+            return _deny(404)
+        return JSONResponse(row)
+
+    async def notes(self, request: Request) -> Response:
+        me = self.who(request)
+        if me is None:
+            return _deny()
+        body = await self._safe_body(request) or {}
+        cur = self.s.db.execute(
+            "INSERT INTO notes (owner, text) VALUES (?, ?)", (me["id"], str(body.get("text", "")))
+        )
+        self.s.db.commit()
+        return JSONResponse({"id": cur.lastrowid, "owner": me["id"], "text": body.get("text")}, 201)
+
+    async def note(self, request: Request) -> Response:
+        me = self.who(request)
+        if me is None:
+            return _deny()
+        raw = request.path_params["note_id"]
+        row = self.s.db.execute(
+            "SELECT * FROM notes WHERE id = ?", (int(raw) if raw.isdigit() else -1,)
+        ).fetchone()
+        if row is None or (not self.vuln and row["owner"] != me["id"]):
+            return _deny(404)
+        return JSONResponse(dict(row))
+
+    async def admin_audit(self, request: Request) -> Response:
+        """The vulnerable one checks the role on GET only: a POST reads it too."""
+        me = self.who(request)
+        if me is None:
+            return _deny()
+        if me["role"] != "admin" and (request.method == "GET" or not self.vuln):
+            return _deny(403)
+        return JSONResponse([{"event": "login", "user": "admin", "at": 1700000000}])
+
+    async def admin_stats(self, request: Request) -> Response:
+        """The vulnerable one authorizes the wire method, then obeys X-HTTP-Method-Override."""
+        me = self.who(request)
+        if me is None:
+            return _deny()
+        override = request.headers.get("x-http-method-override", "").upper()
+        if request.method == "POST" and override != "GET":
+            return _deny(405)
+        checked = request.method == "GET" or not self.vuln
+        if checked and me["role"] != "admin":
+            return _deny(403)
+        return JSONResponse({"users": 4, "orders": 3, "revenue": 42.5})
+
+    async def admin_user(self, request: Request) -> Response:
+        """GET (admin only, both) and PATCH (the vulnerable one forgets the role)."""
+        me = self.who(request)
+        if me is None:
+            return _deny()
+        if me["role"] != "admin" and (request.method == "GET" or not self.vuln):
+            return _deny(403)
+        raw = request.path_params["user_id"]
+        row = self.s.user(id=int(raw)) if raw.isdigit() else None
+        if row is None:
+            return _deny(404)
+        if request.method == "PATCH":
+            body = await self._safe_body(request) or {}
+            if isinstance(body.get("display_name"), str):
+                self.s.db.execute(
+                    "UPDATE users SET display_name = ? WHERE id = ?",
+                    (body["display_name"], row["id"]),
+                )
+                self.s.db.commit()
+        return JSONResponse(public_user(self.s.user(id=row["id"]) or row))
+
     async def invoice(self, request: Request) -> Response:
         me = self.who(request)
         if not self.vuln and me is None:
@@ -741,6 +854,8 @@ def _obj(*names: str, **types: str) -> dict[str, Any]:
 
 
 USER_OBJ = _obj("id", "username", "email", "role", "display_name", id="integer")
+ORDER = _obj("id", "owner", "item", "total", "archived")
+NOTE = _obj("id", "owner", "text")
 
 
 def spec(config: VulnConfig) -> dict[str, Any]:
@@ -860,11 +975,40 @@ def spec(config: VulnConfig) -> dict[str, Any]:
                 )
             },
             f"{API}/orders/{{order_id}}": {
+                "get": op("an order", params=[path_param("order_id")], out=ORDER),
+                "patch": op(
+                    "edit an order", params=[path_param("order_id")], body=_obj("item"), out=ORDER
+                ),
+            },
+            f"{API}/orders/{{order_id}}/archive": {
+                "get": op("archive an order", params=[path_param("order_id")], out=_obj("status"))
+            },
+            f"{API}/orders/{{order_id}}/unarchive": {
+                "get": op("unarchive", params=[path_param("order_id")], out=_obj("status"))
+            },
+            f"{API}/users/{{user_id}}/orders/{{order_id}}": {
                 "get": op(
-                    "an order",
-                    params=[path_param("order_id")],
-                    out=_obj("id", "owner", "item", "total"),
+                    "a user's order",
+                    params=[path_param("user_id"), path_param("order_id")],
+                    out=ORDER,
                 )
+            },
+            f"{API}/notes": {"post": op("new note", body=_obj("text"), out=NOTE)},
+            f"{API}/notes/{{note_id}}": {
+                "get": op("a note", params=[path_param("note_id")], out=NOTE)
+            },
+            f"{API}/admin/audit": {
+                "get": op("audit log", tags=["admin"], out={"type": "array", "items": {}})
+            },
+            f"{API}/admin/stats": {"get": op("statistics", tags=["admin"], out={})},
+            f"{API}/admin/users/{{user_id}}": {
+                "get": op("a user (admin)", params=[path_param("user_id")], out=USER_OBJ),
+                "patch": op(
+                    "edit a user (admin)",
+                    params=[path_param("user_id")],
+                    body=_obj("display_name"),
+                    out=USER_OBJ,
+                ),
             },
             f"{API}/invoices/{{invoice_id}}": {
                 "get": op(
@@ -935,7 +1079,16 @@ def make_app(config: VulnConfig) -> tuple[Any, State]:
         Route(f"{API}/me/password", h.password, methods=["POST"]),
         Route(f"{API}/users/{{user_id}}", h.user_by_id),
         Route(f"{API}/orders", h.orders),
-        Route(f"{API}/orders/{{order_id}}", h.order),
+        Route(f"{API}/orders/{{order_id}}", h.order, methods=["GET"]),
+        Route(f"{API}/orders/{{order_id}}", h.order_update, methods=["PATCH"]),
+        Route(f"{API}/orders/{{order_id}}/archive", h.order_action),
+        Route(f"{API}/orders/{{order_id}}/unarchive", h.order_action),
+        Route(f"{API}/users/{{user_id}}/orders/{{order_id}}", h.user_order),
+        Route(f"{API}/notes", h.notes, methods=["POST"]),
+        Route(f"{API}/notes/{{note_id}}", h.note),
+        Route(f"{API}/admin/audit", h.admin_audit, methods=["GET", "POST"]),
+        Route(f"{API}/admin/stats", h.admin_stats, methods=["GET", "POST"]),
+        Route(f"{API}/admin/users/{{user_id}}", h.admin_user, methods=["GET", "PATCH"]),
         Route(f"{API}/invoices/{{invoice_id}}", h.invoice),
         Route(f"{API}/admin/users", h.admin_users),
         Route(f"{API}/products", h.products),

@@ -26,6 +26,14 @@ SPEC_PATHS = (
     "/openapi.yaml",
 )
 _PARAM = re.compile(r"\{([^}/]+)\}")
+# A GET whose last segment is an action changes state (a flaw in itself): ordinary read
+# probes must never call it; only BFLA's dedicated probe does, on the user's own object.
+ACTION = re.compile(
+    r"/(archive|unarchive|disable|enable|activate|deactivate|approve|reject|publish|"
+    r"unpublish|lock|unlock|ban|unban|promote|demote|subscribe|unsubscribe|toggle|"
+    r"confirm|verify|reset|cancel|delete|remove|destroy|purge|close|reopen|logout|signout)$",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -94,11 +102,20 @@ class ApiSpec:
     base_path: str = ""
     source: str = ""
 
+    # GETs named like actions (``/orders/{id}/archive``), kept out of ``operations``.
+    actions: list[Operation] = field(default_factory=list)
+
     def find(self, method: str, path: str) -> Operation | None:
-        for op in self.operations:
+        for op in [*self.operations, *self.actions]:
             if op.method == method.upper() and op.path == path:
                 return op
         return None
+
+    def set_actions_aside(self) -> ApiSpec:
+        """Move GET operations named like actions from ``operations`` to ``actions``."""
+        self.actions += [o for o in self.operations if o.method == "GET" and ACTION.search(o.path)]
+        self.operations = [o for o in self.operations if o not in self.actions]
+        return self
 
 
 def _properties(schema: dict[str, Any] | None) -> set[str] | None:
@@ -179,7 +196,7 @@ def _load(doc: dict[str, Any], source: str) -> ApiSpec:
                         swagger2,
                     )
                 )
-    return spec
+    return spec.set_actions_aside()
 
 
 def _server_path(servers: Any) -> str:
@@ -315,4 +332,4 @@ def parse_endpoint_list(text: str) -> ApiSpec:
             raise SpecError(f"endpoint list line {number}: expected 'METHOD /path', got {line!r}")
         params = tuple(Param(n, "path", True) for n in _PARAM.findall(path))
         spec.operations.append(Operation(method=method.upper(), path=path, params=params))
-    return spec
+    return spec.set_actions_aside()

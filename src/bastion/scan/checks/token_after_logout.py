@@ -32,7 +32,7 @@ class TokenAfterLogout(Check):
         logout = next(
             (
                 op
-                for op in ctx.spec.operations
+                for op in [*ctx.spec.operations, *ctx.spec.actions]
                 if op.method in {"POST", "GET", "DELETE"}
                 and LOGOUT.search(op.path)
                 and not op.path_params
