@@ -75,6 +75,8 @@ class Pki:
     key: Path
     self_signed: Path  # the vulnerable listener's certificate
     self_signed_key: Path
+    soon: Path  # signed by the CA, expires in 10 days (same key as ``cert``)
+    expired: Path  # signed by the CA, expired yesterday (same key as ``cert``)
 
 
 def _name(cn: str) -> x509.Name:
@@ -107,17 +109,21 @@ def make_pki(folder: Path) -> Pki:
         .sign(ca_key, hashes.SHA256())
     )
     leaf_key = rsa.generate_private_key(65537, 2048)
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(leaf_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=200))
-        .add_extension(san, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+
+    def leaf_cert(start: int, end: int) -> x509.Certificate:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(_name("127.0.0.1"))
+            .issuer_name(ca.subject)
+            .public_key(leaf_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(days=start))
+            .not_valid_after(now + datetime.timedelta(days=end))
+            .add_extension(san, critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+
+    leaf = leaf_cert(-1, 200)
     weak_key = rsa.generate_private_key(65537, 2048)
     weak = (
         x509.CertificateBuilder()
@@ -136,7 +142,11 @@ def make_pki(folder: Path) -> Pki:
         folder / "leaf.key",
         folder / "self.pem",
         folder / "self.key",
+        folder / "soon.pem",
+        folder / "expired.pem",
     )
+    pki.soon.write_bytes(leaf_cert(-1, 10).public_bytes(serialization.Encoding.PEM))
+    pki.expired.write_bytes(leaf_cert(-30, -1).public_bytes(serialization.Encoding.PEM))
     pki.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
     _write_key(leaf_key, pki.key)
@@ -148,6 +158,14 @@ def make_pki(folder: Path) -> Pki:
 @contextlib.contextmanager
 def tls10_server(pki: Pki, folder: Path) -> Iterator[str]:
     """``openssl s_server`` speaking TLS 1.0 only, with a self-signed certificate."""
+    args = ["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"]
+    with openssl_server(folder, pki.self_signed, pki.self_signed_key, args) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def openssl_server(folder: Path, cert: Path, key: Path, args: list[str]) -> Iterator[str]:
+    """``openssl s_server -HTTP`` on loopback with ``args`` (versions, ciphers)."""
     openssl = shutil.which("openssl")
     if openssl is None:
         raise RuntimeError("openssl is required for the TLS tests (Debian package: openssl)")
@@ -161,13 +179,11 @@ def tls10_server(pki: Pki, folder: Path) -> Iterator[str]:
             "s_server",
             "-accept",
             f"127.0.0.1:{port}",
-            "-tls1",
-            "-cipher",
-            "DEFAULT:@SECLEVEL=0",
+            *args,
             "-cert",
-            str(pki.self_signed),
+            str(cert),
             "-key",
-            str(pki.self_signed_key),
+            str(key),
             "-HTTP",
             "-quiet",
         ],

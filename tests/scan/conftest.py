@@ -21,7 +21,7 @@ import pytest
 
 from bastion.scan import ScanConfig, ScanOptions, ScanResult, parse_auth, parse_login, run_scan
 from bastion.scan.checks import ALL_CHECKS
-from tests.scan._servers import Pki, ServerThread, make_pki, tls10_server
+from tests.scan._servers import Pki, ServerThread, make_pki, openssl_server, tls10_server
 from tests.scan.vulnapi import API, State, VulnConfig, make_app, redirect_app, spec
 
 CAROL_KEY = "ck_live_carol_0123456789abcdef"
@@ -41,7 +41,11 @@ FOCUSED = {  # the extra targets only run the checks they exist for
     "vuln_es": ["jwt_psychic_signature"],
     "fixed_es": ["jwt_psychic_signature", "jwt_alg_none", "jwt_signature_not_verified"],
     "vuln_tls": ["tls", "transport"],
+    # A NULL cipher offered at TLS 1.2 with a trusted certificate that expires in 10 days.
+    "tls_weak_soon": ["tls", "transport"],
+    "tls_expired": ["tls"],
 }
+UNVERIFIED = ("vuln_tls", "tls_weak_soon", "tls_expired")  # scanned with --insecure
 
 
 @dataclass
@@ -77,7 +81,7 @@ def scan_config(lab: Lab, name: str, **overrides: Any) -> ScanConfig:
     """The scan of one lab target, as the CLI would build it."""
     target = lab.targets[name]
     https = target.url.startswith("https")
-    verify: ssl.SSLContext | bool = lab.verify() if https and name != "vuln_tls" else not https
+    verify: ssl.SSLContext | bool = lab.verify() if https and name not in UNVERIFIED else not https
     fixed = target.config is not None and not target.config.vulnerable
     identities, logins = [], []
     if target.state is not None:
@@ -147,6 +151,13 @@ def lab() -> Iterator[Lab]:
         servers.append(redirect)
         lab.redirect_port = redirect.port
         lab.targets["vuln_tls"] = Target(stack.enter_context(tls10_server(pki, folder)))
+        weak = ["-tls1_2", "-cipher", "ALL:eNULL:@SECLEVEL=0"]
+        lab.targets["tls_weak_soon"] = Target(
+            stack.enter_context(openssl_server(folder, pki.soon, pki.key, weak))
+        )
+        lab.targets["tls_expired"] = Target(
+            stack.enter_context(openssl_server(folder, pki.expired, pki.key, ["-tls1_2"]))
+        )
         yield lab
         for server in servers:
             server.stop()
@@ -163,10 +174,10 @@ def lab_results(lab: Lab) -> dict[str, ScanResult]:
         "fixed_rs",
         "vuln_es",
         "fixed_es",
-        "vuln_tls",
+        *UNVERIFIED,
     ]:
         config = scan_config(lab, name)
-        if name == "vuln_tls":
+        if name in UNVERIFIED:
             config = _replace(config, {"verify": False})
         lab.results[name] = asyncio.run(run_scan(config))
     # The probes that change other users' objects run only with --allow-unsafe.

@@ -165,3 +165,24 @@ def test_bola_sources_and_writes(lab_results: dict[str, ScanResult]) -> None:
     )
     assert [f.title for f in lab_results["fixed_unsafe"].findings] == []
     assert lab_results["fixed_unsafe"].errors == {}
+
+
+def test_tls_and_transport_findings(lab_results: dict[str, ScanResult]) -> None:
+    def titles(name: str) -> dict[str, str]:
+        return {f.title: f.severity.label for f in lab_results[name].findings}
+
+    legacy = titles("vuln_tls")
+    assert legacy["TLS 1.0 accepted"] == "medium"
+    assert legacy["Certificate not trusted: self-signed certificate"] == "medium"
+    assert legacy["HTTPS origin also served over plain HTTP"] == "medium"
+    assert "TLS 1.1 accepted" not in legacy
+    weak = titles("tls_weak_soon")
+    assert weak == {
+        "Weak cipher suite accepted": "medium",
+        "Certificate expires soon": "low",
+        "HSTS missing or too short": "low",
+        "HTTPS origin also served over plain HTTP": "medium",
+    }
+    assert titles("tls_expired") == {"Certificate not trusted: certificate has expired": "high"}
+    # The fixed HTTPS target: TLS 1.2+, AEAD only, trusted, HSTS, HTTP only redirects.
+    assert not [f for f in lab_results["fixed"].findings if f.check in {"tls", "transport"}]
