@@ -210,5 +210,12 @@ class EndSession(EndSessionEndpoint):  # type: ignore[misc]
     def get_algorithms(self) -> list[str]:
         return ["RS256", "ES256", "EdDSA"]
 
+    def resolve_client_from_id_token_claims(self, id_token_claims: dict[str, Any]) -> Any:
+        # bastion's ID tokens carry ``aud`` as a one-element array (OIDC Core §2 allows both).
+        aud = id_token_claims.get("aud")
+        if isinstance(aud, list) and len(aud) == 1 and isinstance(aud[0], str):
+            aud = aud[0]
+        return self.server.query_client(aud) if isinstance(aud, str) else None
+
     def end_session(self, end_session_request: EndSessionRequest) -> None:
         return None  # the HTTP layer deletes the browser session it holds

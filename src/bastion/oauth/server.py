@@ -14,7 +14,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
@@ -25,7 +25,14 @@ from bastion.config import Config
 from bastion.keyring import Keyring
 from bastion.model import Clock, system_clock
 from bastion.oauth import _grants
-from bastion.oauth._authlib import BaseServer, BastionRequest, Bridge, HttpInput, OAuthResponse
+from bastion.oauth._authlib import (
+    BaseServer,
+    BastionRequest,
+    Bridge,
+    HttpInput,
+    OAuthResponse,
+    make_response,
+)
 from bastion.oauth._context import PAR_URN, Emit, OAuthContext
 from bastion.oauth._endpoints import DeviceAuthorization, EndSession, Introspection, Revocation
 from bastion.oauth._oidc import CodeIdTokens, GrantIdTokens
@@ -185,7 +192,7 @@ class OAuthServer:
     # --- token endpoint and friends (Authlib in a worker thread) -----------------
 
     async def _run(self, fn: Callable[[], OAuthResponse]) -> OAuthResponse:
-        return await self.ctx.bridge.run(fn)
+        return await self.ctx.bridge.run(_input_errors(fn, _invalid_request))
 
     async def token(self, http: HttpInput) -> OAuthResponse:
         return await self._run(lambda: self._authlib.create_token_response(http))
@@ -246,7 +253,7 @@ class OAuthServer:
                 return response
             return client, params
 
-        result = await self.ctx.bridge.run(work)
+        result = await self.ctx.bridge.run(_input_errors(work, _invalid_request))
         if isinstance(result, OAuthResponse):
             return result
         client, params = result
@@ -254,8 +261,6 @@ class OAuthServer:
         ttl = self.ctx.config.oauth.par_ttl_seconds
         await self.ctx.grants.push_request(request_id, client.client_id, params, ttl)
         body = {"request_uri": PAR_URN + request_id, "expires_in": ttl}
-        from bastion.oauth._authlib import make_response
-
         return make_response(
             201, body, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
         )
@@ -305,7 +310,9 @@ class OAuthServer:
                 params, client=client, scopes=tuple((request.scope or "").split())
             )
 
-        return await self.ctx.bridge.run(work)
+        return await self.ctx.bridge.run(
+            _input_errors(work, lambda: AuthorizeCheck(params, error="invalid_request"))
+        )
 
     async def error_redirect(
         self, http: HttpInput, params: dict[str, str], error: OAuth2Error
@@ -340,4 +347,30 @@ class OAuthServer:
             )
             return issued
 
-        return await self.ctx.bridge.run(work)
+        return await self.ctx.bridge.run(_input_errors(work, _invalid_request))
+
+
+T = TypeVar("T")
+
+
+def _input_errors(fn: Callable[[], T], fallback: Callable[[], T]) -> Callable[[], T]:
+    """Authlib raises ``ValueError`` when it builds an error description that echoes
+    hostile input (a quote, a backslash): that is bad input, answered ``invalid_request``."""
+
+    def wrapped() -> T:
+        try:
+            return fn()
+        except ValueError as exc:
+            log.info("refused hostile input: %s", exc.__class__.__name__)
+            return fallback()
+
+    return wrapped
+
+
+def _invalid_request() -> OAuthResponse:
+    return make_response(
+        400, {"error": "invalid_request"}, [("Content-Type", "application/json"), *_NO_STORE]
+    )
+
+
+_NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
