@@ -152,7 +152,7 @@ async def test_dry_run_lists_every_request_known_without_answers(
     ]
     assert len(by_check["unauthenticated_access"]) == len(protected)
     assert len(by_check["exposed_docs"]) > 10
-    assert len(by_check["trace_method"]) == 1
+    assert len(by_check["trace_method"]) == 2  # the base URL and one operation
     # Per check, the plan says what it cannot list without answers.
     assert "trace_method" not in result.plan_notes
     assert "answers" in result.plan_notes["unauthenticated_access"]

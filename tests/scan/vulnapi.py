@@ -64,6 +64,9 @@ class VulnConfig:
     alg: str = "HS256"
     skip_signature: bool = False
     https: bool = False
+    issuer: str = "vulnapi"
+    audience: str | None = None  # an ``aud`` claim (for a gateway that requires one)
+    hmac_key: bytes | None = None  # a strong HS256 key instead of the weak/random one
 
 
 @dataclass
@@ -138,7 +141,7 @@ def _db() -> sqlite3.Connection:
 
 def new_state(config: VulnConfig) -> State:
     keys_dir = Path(tempfile.mkdtemp(prefix="vulnapi-keys-"))
-    key = WEAK_SECRET if config.vulnerable else secrets.token_bytes(32)
+    key = config.hmac_key or (WEAK_SECRET if config.vulnerable else secrets.token_bytes(32))
     (keys_dir / "k1").write_bytes(key)
     state = State(
         config,
@@ -165,7 +168,8 @@ def issue(state: State, user: dict[str, Any], ttl: int = 3600) -> str:
         "iat": now,
         "exp": now + ttl,
         "jti": secrets.token_hex(8),
-        "iss": "vulnapi",
+        "iss": state.config.issuer,
+        **({"aud": state.config.audience} if state.config.audience else {}),
         "pwv": state.pw_version[user["id"]],  # bumped by a password change
     }
     signing_input = f"{b64u_json(header)}.{b64u_json(payload)}".encode()

@@ -24,8 +24,16 @@ class TraceMethod(Check):
     depends_on_answers = ""
 
     async def run(self, ctx: ScanContext) -> None:
-        marker = "bastion-trace-" + secrets.token_hex(8)
-        ex = await ctx.send("TRACE", ctx.target.base_url, headers={"X-Bastion-Trace": marker})
-        if ex is not None and ex.ok and marker in ex.text:
-            note = "the response body echoed the probe header X-Bastion-Trace"
-            ctx.report(self.finding(ctx.target.origin_url, [ctx.evidence(ex, note)]))
+        # The base URL, and one real operation's path: a proxy may route only API paths,
+        # and pass TRACE on to a backend that echoes it.
+        paths = [ctx.target.base_url]
+        paths += [op.path for op in ctx.spec.operations if not op.path_params][:1]
+        for path in paths:
+            marker = "bastion-trace-" + secrets.token_hex(8)
+            # Not an X-Bastion-* name: bastion (and proxies like it) drop client copies of
+            # their identity headers, and the probe would miss an echo behind them.
+            ex = await ctx.send("TRACE", path, headers={"X-Scan-Trace": marker})
+            if ex is not None and ex.ok and marker in ex.text:
+                note = f"TRACE {path}: the response body echoed the probe header X-Scan-Trace"
+                ctx.report(self.finding(ctx.target.origin_url, [ctx.evidence(ex, note)]))
+                return
