@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from authlib.oauth2 import OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -17,7 +18,7 @@ from starlette.routing import Route
 
 from bastion.errors import RateLimited
 from bastion.oauth._authlib import HttpInput, OAuthResponse
-from bastion.oauth._context import PREFIX
+from bastion.oauth._context import PAR_URN, PREFIX
 from bastion.oauth._endpoints import normalize_user_code
 from bastion.oauth._http import BadInput, guarded, http_input, to_response
 from bastion.oauth._session import BrowserSession, SessionStore
@@ -141,17 +142,28 @@ class Pages:
         if repeated is not None:
             return self.error_page(400, "invalid_request", f"parameter {repeated!r} repeated")
         params = http.params()
-        pushed = "request_uri" in params
+        uri = params.get("request_uri", "")
+        pushed = uri.startswith(PAR_URN)
         if pushed:
             resolved, why = await self.server.resolve_pushed(params)
             if resolved is None:
                 return self.error_page(400, "invalid_request_uri", why)
             params = resolved
-        elif "request" in params:
-            return self.error_page(
-                400, "request_not_supported", "request objects are not supported"
-            )
+        elif uri or "request" in params:
+            # OIDC Core §6: request objects (by value or by reference) are not supported.
+            code = "request_uri_not_supported" if uri else "request_not_supported"
+            return await self._unsupported(params, code)
         return await self._continue(params, pushed, await self._session(request), fresh=False)
+
+    async def _unsupported(self, params: dict[str, str], code: str) -> Response:
+        rest = {k: v for k, v in params.items() if k not in ("request", "request_uri")}
+        check = await self.server.check_authorization(self._auth_http(), rest, None, pushed=True)
+        if check.client is None and check.redirect is None:
+            return self.error_page(400, code, "request objects are not supported")
+        error = OAuth2Error(error=code, description="request objects are not supported")
+        return self.client_redirect(
+            await self.server.error_redirect(self._auth_http(), rest, error)
+        )
 
     async def resume(self, request: Request) -> Response:
         session = await self._session(request)
