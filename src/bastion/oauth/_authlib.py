@@ -9,6 +9,7 @@ I/O (a cached client, signing a JWT) never leave the thread.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -153,14 +154,38 @@ class BastionRequest(OAuth2Request):  # type: ignore[misc]
         return self._form
 
 
-class Bridge:
-    """Runs Authlib in a worker thread and lets its hooks await the event loop."""
+class NeedsLoop(Exception):
+    """Raised by :meth:`Bridge.call` during an inline attempt: redo the work in a thread."""
 
-    async def run(self, fn: Callable[[], T]) -> T:
+
+class Bridge:
+    """Runs Authlib in a worker thread and lets its hooks await the event loop.
+
+    ``inline_first`` first tries the work on the event loop itself: a token request that
+    needs no database (a cached client, a JWT with no refresh token) then skips two thread
+    hops. The first hook that would need the loop raises :class:`NeedsLoop` *before* doing
+    anything, and the whole request is redone in a worker thread. Only pure work (parsing,
+    signing) may happen before a :meth:`call`.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    async def run(self, fn: Callable[[], T], *, inline_first: bool = False) -> T:
+        if inline_first:
+            self._local.inline = True
+            try:
+                return fn()
+            except NeedsLoop:
+                pass
+            finally:
+                self._local.inline = False
         return await anyio.to_thread.run_sync(fn)
 
     def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """From inside :meth:`run`'s thread: await ``fn(*args)`` on the event loop."""
+        if getattr(self._local, "inline", False):
+            raise NeedsLoop
         return anyio.from_thread.run(fn, *args)
 
 

@@ -191,11 +191,12 @@ class OAuthServer:
 
     # --- token endpoint and friends (Authlib in a worker thread) -----------------
 
-    async def _run(self, fn: Callable[[], OAuthResponse]) -> OAuthResponse:
-        return await self.ctx.bridge.run(_input_errors(fn, _invalid_request))
+    async def _run(self, fn: Callable[[], OAuthResponse], *, inline: bool = False) -> OAuthResponse:
+        return await self.ctx.bridge.run(_input_errors(fn, _invalid_request), inline_first=inline)
 
     async def token(self, http: HttpInput) -> OAuthResponse:
-        return await self._run(lambda: self._authlib.create_token_response(http))
+        # Tried on the event loop first: client_credentials with a cached client needs no I/O.
+        return await self._run(lambda: self._authlib.create_token_response(http), inline=True)
 
     async def revoke(self, http: HttpInput) -> OAuthResponse:
         return await self._run(lambda: self._authlib.create_endpoint_response("revocation", http))
