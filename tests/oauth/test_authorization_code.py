@@ -4,6 +4,7 @@ Authlib's own OAuth client; refresh rotation, reuse detection, the gateway."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
@@ -13,7 +14,7 @@ from joserfc.jwk import KeySet
 
 from bastion.gateway.app import GatewayApp
 from bastion.gateway.runtime import Runtime
-from tests._deploy import Deployment
+from tests._deploy import Deployment, make_deployment
 from tests.oauth._helpers import (
     REDIRECT,
     Clients,
@@ -223,3 +224,56 @@ async def test_refresh_within_the_grace_period_is_not_reuse(
         assert a["refresh_token"] != b["refresh_token"]
         await client.refresh_token("/oauth2/token", refresh_token=a["refresh_token"])
     await agent.aclose()
+
+
+async def test_login_page_headers_cookie_and_303(
+    app: GatewayApp, issuer: str, clients: Clients
+) -> None:
+    reg = await clients.web()
+    _, challenge = pkce()
+    params = {"response_type": "code", "client_id": reg.client_id, "redirect_uri": REDIRECT,
+              "scope": "openid", "state": "s", "code_challenge": challenge,
+              "code_challenge_method": "S256", "login_hint": '"><script>alert(1)</script>'}  # fmt: skip
+    agent = browser(app, issuer)
+    start = await agent.get("/oauth2/authorize?" + urlencode(params))
+    assert start.status_code == 303
+    page = await agent.get(start.headers["location"])
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp  # RFC 9700 §4.16 clickjacking
+    assert "script-src" not in csp
+    assert "default-src 'none'" in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert "<script>alert(1)</script>" not in page.text  # autoescaped
+    assert "&lt;script&gt;" in page.text
+    cookie = start.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie or "SameSite=Lax" in cookie
+    # http loopback issuer: no __Host- prefix and no Secure (browsers would drop them)
+    assert cookie.startswith("bastion-session=")
+    no_csrf = await agent.post("/oauth2/login", data={"tx": "x", "username": "alice",
+                                                      "password": "x"})  # fmt: skip
+    assert no_csrf.status_code == 400
+    posted = await login(agent, start)
+    assert posted.status_code == 303  # RFC 9700 §4.12: never 307 after a credential post
+    assert posted.headers["set-cookie"] != cookie  # a new session id after login
+    wrong = await login(agent, await agent.get("/oauth2/login"), password="wrong")
+    assert wrong.status_code == 401
+    assert "Wrong username or password." in wrong.text
+    await agent.aclose()
+
+
+async def test_secure_cookie_on_https_issuer(tmp_path: Path, upstream: str) -> None:
+    deployment = await make_deployment(tmp_path / "h", upstream, public_url="https://id.example")
+    rt = await Runtime.start(deployment.config)
+    try:
+        transport = httpx.ASGITransport(app=GatewayApp(deployment.config, rt))
+        async with httpx.AsyncClient(transport=transport, base_url="https://id.example") as agent:
+            page = await agent.get("/oauth2/login")
+            cookie = page.headers["set-cookie"]
+            assert cookie.startswith("__Host-bastion-session=")
+            assert "Secure" in cookie
+            assert "Path=/" in cookie
+            assert "Domain" not in cookie
+    finally:
+        await rt.aclose()
