@@ -231,9 +231,16 @@ async def test_login_page_headers_cookie_and_303(
 ) -> None:
     reg = await clients.web()
     _, challenge = pkce()
-    params = {"response_type": "code", "client_id": reg.client_id, "redirect_uri": REDIRECT,
-              "scope": "openid", "state": "s", "code_challenge": challenge,
-              "code_challenge_method": "S256", "login_hint": '"><script>alert(1)</script>'}  # fmt: skip
+    params = {
+        "response_type": "code",
+        "client_id": reg.client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "openid",
+        "state": "s",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "login_hint": '"><script>alert(1)</script>',
+    }
     agent = browser(app, issuer)
     start = await agent.get("/oauth2/authorize?" + urlencode(params))
     assert start.status_code == 303
