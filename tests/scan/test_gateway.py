@@ -54,7 +54,20 @@ AUTH_LAYER = {
     "exposed_docs",
 }
 # Flaws inside an authorized call: bastion cannot know them; still reported, as severe.
-APPLICATION = {"bola", "bfla", "mass_assignment", "excessive_data_exposure", "sql_injection"}
+APPLICATION = {
+    "bola",
+    "bfla",
+    "mass_assignment",
+    "excessive_data_exposure",
+    "sql_injection",
+    # The app's own login, password and session logic behind a public route: bastion
+    # verifies credentials it knows, not the app's login form or its logout.
+    "brute_force",
+    "user_enumeration",
+    "password_change",
+    "token_after_logout",
+    "token_after_password_change",
+}
 
 
 def _prefixed(prefix: str, app: Any) -> Any:

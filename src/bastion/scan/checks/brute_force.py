@@ -14,11 +14,13 @@ _THROTTLED = re.compile(r"too many|locked|lockout|try again|captcha|rate limit",
 
 
 def throttled(ex: Exchange) -> bool:
+    """Whether a failed login was slowed down or refused.
+
+    ``RateLimit`` headers alone do not count: a gateway's general per-address quota
+    (thousands a minute) advertises them on every answer, yet lets a password list
+    through; only a refusal (423/429/503, or a lockout/captcha message) does.
+    """
     if ex.status in {423, 429, 503}:
-        return True
-    if "retry-after" in ex.headers or any(
-        h.lower().startswith(("ratelimit", "x-ratelimit")) for h in ex.headers
-    ):
         return True
     return bool(_THROTTLED.search(ex.text[:2000]))
 
