@@ -15,6 +15,7 @@ class FakeOutcome:
     allowed: bool
     policy: str
     reset_after: int = 7
+    remaining: int = 3
 
     def headers(self) -> list[tuple[str, str]]:
         out = [("RateLimit-Policy", f'"{self.policy}";q=5;w=60')]
@@ -29,6 +30,9 @@ class FakeLimiter:
     blocked: bool = False
     hits: list[tuple[str, str, str]] = field(default_factory=list)
     failures: list[tuple[str | None, str]] = field(default_factory=list)
+
+    def hit_now(self, policy: str, rate: str, key: str) -> None:
+        return None  # behaves like a shared (Redis) store: always awaited
 
     async def hit(self, policy: str, rate: str, key: str) -> FakeOutcome:
         self.hits.append((policy, rate, key))

@@ -135,6 +135,14 @@ async def test_unknown_route_404_and_wrong_method_405(parts: Any) -> None:
     assert (await gateway.decide(req(method="DELETE"), "proxy")).status == 405
 
 
+@pytest.mark.parametrize("method", ["TRACE", "TRACK", "CONNECT", "PROPFIND", "get"])
+async def test_trace_and_unknown_methods_refused_on_every_route(parts: Any, method: str) -> None:
+    gateway, auth, _, _ = parts
+    decision = await gateway.decide(req("/public/x", method=method), "proxy")
+    assert (decision.allowed, decision.status) == (False, 405)
+    assert auth.calls == 0
+
+
 async def test_rate_limited_before_authentication(parts: Any) -> None:
     gateway, auth, limiter, _ = parts
     limiter.deny_policies.add("ip")

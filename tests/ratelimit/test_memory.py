@@ -85,7 +85,8 @@ async def test_odd_and_long_keys_are_hashed_and_stay_distinct(make_memory: Make)
         assert not (await limiter.hit("principal", "1/minute", key)).allowed
     backend = limiter.backend
     assert isinstance(backend, MemoryBackend)
-    assert max(len(k) for k in backend.storage.storage) < 120
+    assert len(backend.live_keys()) == len(odd)
+    assert max(len(k) for k in backend.live_keys()) < 120
 
 
 async def test_each_rate_string_is_parsed_once(
@@ -153,9 +154,26 @@ async def test_failure_throttling_lifts_after_the_window(
     assert await limiter.failures_blocked(account="dave", ip="192.0.2.4") is None
 
 
+async def test_sliding_windows_forget_expired_keys() -> None:
+    # A flood of distinct client IPs does not grow memory past two windows: counters are
+    # swept on the event loop (no thread) at most once a second. Real time, 1 s window.
+    limiter = RateLimiter.from_config(RateLimitConfig(), None)
+    try:
+        for i in range(200):
+            await limiter.hit("ip", "5/second", f"10.0.{i // 250}.{i % 250}")
+        backend = limiter.backend
+        assert isinstance(backend, MemoryBackend)
+        assert len(backend.live_keys()) == 200
+        await asyncio.sleep(2.1)
+        await limiter.hit("ip", "5/second", "203.0.113.1")
+        assert backend.live_keys() == ["ip/203.0.113.1/5/1/second"]
+    finally:
+        await limiter.aclose()
+
+
 async def test_memory_storage_forgets_expired_keys() -> None:
-    # limits' MemoryStorage sweeps expired counters from a timer thread: a flood of
-    # distinct client IPs does not grow memory past one window. Real time, 1 s window.
+    # limits' MemoryStorage (fixed and moving windows) is swept on the event loop by the
+    # next hit at least a second later: no timer thread. Real time, 1 s window.
     limiter = RateLimiter.from_config(RateLimitConfig(strategy="fixed-window"), None)
     try:
         for i in range(200):
@@ -164,12 +182,8 @@ async def test_memory_storage_forgets_expired_keys() -> None:
         assert isinstance(backend, MemoryBackend)
         assert len(backend.storage.storage) == 200
         await asyncio.sleep(1.1)
-        # The sweep is scheduled by the next increment and runs 10 ms later.
-        await limiter.hit("ip", "5/second", "203.0.113.1")
-        for _ in range(100):  # poll a thread, not a coroutine: no event to wait on
-            if len(backend.storage.expirations) <= 1:
-                break
-            await asyncio.sleep(0.02)
+        await limiter.hit("ip", "5/second", "203.0.113.1")  # sweeps, then counts
         assert list(backend.storage.storage) == ["ip/203.0.113.1/5/1/second"]
+        assert not backend.storage.timer.is_alive()  # no expiry thread was ever started
     finally:
         await limiter.aclose()

@@ -273,12 +273,6 @@ def test_bastion_refuses_a_weak_hs256_secret() -> None:
         parse_config({"issuers": [{**issuer, "hs256_secret": "secret"}]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway gap: a route without 'methods' forwards TRACE to the upstream, which "
-    "may echo the request (cross-site tracing); bastion should refuse TRACE/TRACK/CONNECT "
-    "on every route. When the gateway is fixed this XPASSes: remove the marker.",
-)
 def test_a_default_route_refuses_trace(scans: dict[str, ScanResult]) -> None:
     response, marker = TRACE_DEFAULT
     assert response.status_code in {405, 501}

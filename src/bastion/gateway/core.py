@@ -39,11 +39,14 @@ _HEADER_SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) - {"%"}
 def header_safe(value: str) -> str:
     """A claim value made safe for an HTTP header: anything but printable ASCII is
     percent-encoded (UTF-8), so a ``sub`` with CR/LF cannot inject headers."""
-    if all(ch in _HEADER_SAFE for ch in value):
-        return value
+    if value.isascii() and value.isprintable() and "%" not in value:
+        return value  # the common case, decided in C
     return "".join(
         ch if ch in _HEADER_SAFE else "".join(f"%{b:02X}" for b in ch.encode()) for ch in value
     )
+
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class HeadersTooLarge(BadRequest):
@@ -65,6 +68,8 @@ class InternalError(BastionError):
 
 
 class Limiter(Protocol):
+    def hit_now(self, policy: str, rate: str, key: str) -> LimitResult | None: ...
+
     async def hit(self, policy: str, rate: str, key: str) -> LimitResult: ...
 
     async def failures_blocked(self, *, account: str | None, ip: str) -> LimitResult | None: ...
@@ -121,6 +126,10 @@ class Gateway:
 
     def match(self, request: RequestView) -> tuple[str, Route]:
         """Normalise the path and find the route; raises a BastionError on failure."""
+        if request.method not in HTTP_METHODS:
+            # TRACE echoes credentials back (cross-site tracing), CONNECT tunnels:
+            # refused on every route, whatever its ``methods``.
+            raise MethodNotAllowed("method_not_allowed")
         path = normalize_path(request.path)
         route, wrong_method = self.routes.match(request.method, request.host, path)
         if route is None:
@@ -188,34 +197,42 @@ class Gateway:
             if int(length) > limits.max_body_bytes:
                 raise PayloadTooLarge("body_too_large")
 
-    async def _limit(self, policy: str, rate: str | None, key: str, decision: Decision) -> None:
+    async def _limit(
+        self, policy: str, rate: str | None, key: str, tightest: LimitResult | None
+    ) -> LimitResult | None:
+        """Consume one unit; return the result with the fewest units left so far."""
         if rate is None:
-            return
-        outcome = await self.limiter.hit(policy, rate, key)
+            return tightest
+        limiter = self.limiter
+        outcome = limiter.hit_now(policy, rate, key) or await limiter.hit(policy, rate, key)
         if not outcome.allowed:
             raise RateLimited(
                 f"rate_limited:{policy}", retry_after=outcome.reset_after, headers=outcome.headers()
             )
-        if policy == "ip" or not decision.headers:
-            # Report the most specific policy seen so far to the client.
-            decision.headers = outcome.headers()
+        if tightest is None or outcome.remaining < tightest.remaining:
+            return outcome
+        return tightest
 
     async def _decide(self, request: RequestView, decision: Decision) -> None:
         decision.path, route = self.match(request)
         decision.route = route
         self._guard(request)
-        await self._limit("ip", self._rates.per_ip, request.client_ip, decision)
+        rates, limit = self._rates, self._limit
+        tightest = await limit("ip", rates.per_ip, request.client_ip, None)
         principal = ANONYMOUS if route.config.public else await self._authenticate(request, route)
         decision.principal = principal
         self._authorize(principal, route)
         if principal is not ANONYMOUS:
             subject = f"{principal.credential.value}:{principal.subject}"
-            await self._limit("principal", self._rates.per_principal, subject, decision)
+            tightest = await limit("principal", rates.per_principal, subject, tightest)
             if principal.client_id:
-                await self._limit("client", self._rates.per_client, principal.client_id, decision)
+                tightest = await limit("client", rates.per_client, principal.client_id, tightest)
             if principal.key_id and principal.credential is CredentialType.API_KEY:
-                await self._limit("api_key", self._rates.per_api_key, principal.key_id, decision)
-            await self._limit(f"route:{route.name}", route.config.rate_limit, subject, decision)
+                tightest = await limit("api_key", rates.per_api_key, principal.key_id, tightest)
+            tightest = await limit(route.limit_policy, route.config.rate_limit, subject, tightest)
+        if tightest is not None:
+            # The policy closest to exhaustion is the one the client needs to know.
+            decision.headers = tightest.headers()
         decision.allowed = True
         decision.status = 200
         decision.error = None

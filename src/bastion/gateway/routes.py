@@ -22,7 +22,23 @@ class InvalidPath(BadRequest):
     title = "Invalid request path"
 
 
+_NORMALIZED: dict[str, str] = {}
+_NORMALIZED_MAX = 4096
+
+
 def normalize_path(raw: str) -> str:
+    """:func:`_normalize_path`, remembering the answers for recent good paths."""
+    cached = _NORMALIZED.get(raw)
+    if cached is not None:
+        return cached
+    path = _normalize_path(raw)
+    if len(_NORMALIZED) >= _NORMALIZED_MAX:
+        _NORMALIZED.clear()  # cheap bound: an attacker's unique paths cannot grow it
+    _NORMALIZED[raw] = path
+    return path
+
+
+def _normalize_path(raw: str) -> str:
     """Decode a request path for matching, refusing forms that confuse path matchers.
 
     Encoded slashes, backslashes and NULs, dot segments and control characters are refused
@@ -59,6 +75,7 @@ class Route:
     scopes: frozenset[str]
     roles: frozenset[str]
     issuers: frozenset[str] | None
+    limit_policy: str
 
     @classmethod
     def compile(cls, config: RouteConfig) -> Route:
@@ -82,6 +99,7 @@ class Route:
             scopes=frozenset(config.scopes),
             roles=frozenset(config.roles),
             issuers=frozenset(config.issuers) if config.issuers is not None else None,
+            limit_policy=f"route:{config.name}",
         )
 
     def matches_path(self, path: str) -> bool:

@@ -71,7 +71,8 @@ class AuditObserver:
                 "status": decision.status,
                 "reason": decision.reason,
                 "latency_ms": round(seconds * 1000, 3),
-            }
+            },
+            plain_keys=True,
         )
         self.metrics.decision(
             route=route or "_none",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import time
 
 import limits
 from limits import RateLimitItem
@@ -31,6 +32,9 @@ _EPSILON = 1e-3
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9:._@\[\]-]{1,64}")
 
 
+MAX_RECENT_FAILURES = 100_000
+
+
 def _digest(value: str) -> str:
     return "#" + hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
@@ -48,9 +52,15 @@ class RateLimiter:
 
     def __init__(self, backend: Backend, cfg: RateLimitConfig, *, clock: Clock = system_clock):
         self._backend = backend
+        self._memory = backend if isinstance(backend, MemoryBackend) else None
         self._cfg = cfg
         self._clock = clock
         self._rates: dict[str, tuple[RateLimitItem, str, int]] = {}
+        # With process-local counters, which failure keys have counts that may still be
+        # live (monotonic deadline): a request from an address and account with no recent
+        # failure skips both peeks, the common case. Redis is shared, so it always peeks.
+        self._recent_failures: dict[str, float] = {}
+        self._next_prune = 0.0
 
     @classmethod
     def from_config(
@@ -114,6 +124,18 @@ class RateLimiter:
             raise Unavailable(f"rate limit storage failed: {type(exc).__name__}") from exc
         return self._result(allowed, policy, item.amount, remaining, reset_in, window)
 
+    def hit_now(self, policy: str, rate: str, key: str) -> LimitResult | None:
+        """:meth:`hit`, synchronously, when the counters live in this process; None when
+        the storage needs I/O (Redis) and the caller must ``await hit(...)`` instead."""
+        backend = self._memory
+        if backend is None:
+            return None
+        item, suffix, window = self._rate(rate)
+        allowed, remaining, reset_in = backend.hit_now(
+            item, f"{policy}/{_storage_key(key)}/{suffix}"
+        )
+        return self._result(allowed, policy, item.amount, remaining, reset_in, window)
+
     async def _peek(self, policy: str, rate: str, key: str) -> LimitResult:
         item, suffix, window = self._rate(rate)
         skey = f"{policy}/{key}/{suffix}"
@@ -153,7 +175,13 @@ class RateLimiter:
         Raises:
             Unavailable: the storage could not be reached (fail closed).
         """
+        local = self._backend.local
+        now = time.monotonic()
         for policy, rate, key in self._failure_keys(account, ip):
+            if local:
+                deadline = self._recent_failures.get(f"{policy}/{key}")
+                if deadline is None or deadline < now:
+                    continue
             result = await self._peek(policy, rate, key)
             if not result.allowed:
                 return result
@@ -165,12 +193,19 @@ class RateLimiter:
         Raises:
             Unavailable: the storage could not be reached.
         """
+        now = time.monotonic()
         for policy, rate, key in self._failure_keys(account, ip):
-            item, suffix, _ = self._rate(rate)
+            item, suffix, window = self._rate(rate)
             try:
                 await self._backend.hit(item, f"{policy}/{key}/{suffix}")
             except Exception as exc:  # surfaced as 503, never swallowed
                 raise Unavailable(f"rate limit storage failed: {type(exc).__name__}") from exc
+            if self._backend.local:
+                # A sliding window may count a failure for up to two windows.
+                self._recent_failures[f"{policy}/{key}"] = now + 2 * window + 1
+        if len(self._recent_failures) > MAX_RECENT_FAILURES and now >= self._next_prune:
+            self._next_prune = now + 1.0  # at most once a second, however hard the flood
+            self._recent_failures = {k: d for k, d in self._recent_failures.items() if d >= now}
 
     async def aclose(self) -> None:
         """Release the storage (Redis connections, the memory sweeper)."""
