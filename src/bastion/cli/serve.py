@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -22,20 +23,22 @@ class Server(enum.StrEnum):
     UVICORN = "uvicorn"
 
 
-async def preflight(config: Config) -> None:
-    """Open everything once so a bad key file or database fails here, with one line."""
-    from bastion.gateway.runtime import Runtime
-
-    runtime = await Runtime.start(config)
-    await runtime.aclose()
-
-
 def load_checked(config_path: Path) -> Config:
+    """The validated config, after the whole gateway was built once in a child process
+    (see bastion.cli._preflight) so a bad key file or database fails here, in one line."""
     try:
         config = load_config(config_path)
-        asyncio.run(preflight(config))
     except BastionError as exc:
         fail(str(exc))
+    check = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "bastion.cli._preflight", str(config_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode != 0:
+        lines = check.stderr.strip().splitlines()
+        fail("\n".join(lines[-5:]) if lines else f"start-up check failed ({check.returncode})")
     return config
 
 
