@@ -11,6 +11,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from bastion.oauth.clients import InvalidClientMetadata
+from tests._deploy import Deployment
 from tests.oauth._helpers import Clients
 
 
@@ -119,3 +120,38 @@ async def test_public_client_cannot_use_client_credentials(clients: Clients) -> 
     with pytest.raises(InvalidClientMetadata) as caught:
         await clients.add(grant_types=["client_credentials"], token_endpoint_auth_method="none")
     assert caught.value.detail == "a public client cannot use client_credentials"
+
+
+async def test_admin_api_manages_clients_for_admins_only(
+    http: httpx.AsyncClient, deployment: Deployment
+) -> None:
+    admin = {"X-API-Key": deployment.admin_key}
+    assert (await http.get("/oauth2/admin/clients")).status_code == 401
+    user = await http.get("/oauth2/admin/clients", headers={"X-API-Key": deployment.api_key})
+    assert user.status_code == 403
+    created = await http.post(
+        "/oauth2/admin/clients",
+        headers=admin,
+        json={"client_name": "api-made", "grant_types": ["client_credentials"], "scope": "read"},
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    client_id, secret = body["client_id"], body["client_secret"]
+    token = await http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                            auth=(client_id, secret))  # fmt: skip
+    assert token.status_code == 200
+    listed = (await http.get("/oauth2/admin/clients", headers=admin)).json()
+    assert client_id in [c["client_id"] for c in listed]
+    assert secret not in str(listed)
+    rotated = await http.post(f"/oauth2/admin/clients/{client_id}/secret", headers=admin)
+    assert rotated.status_code == 200
+    old = await http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                          auth=(client_id, secret))  # fmt: skip
+    assert old.status_code == 401  # the old secret stops at once on this instance
+    bad = await http.post("/oauth2/admin/clients", headers=admin,
+                          json={"grant_types": ["password"]})  # fmt: skip
+    assert bad.json()["error"] == "invalid_client_metadata"
+    gone = await http.delete(f"/oauth2/admin/clients/{client_id}", headers=admin)
+    assert gone.status_code == 204
+    again = await http.delete(f"/oauth2/admin/clients/{client_id}", headers=admin)
+    assert again.status_code == 404

@@ -69,5 +69,5 @@ async def mount(
     await server.start()
     steps: list[LoginStep] = [PasswordStep(UserStore(engine, clock=clock), passwords, throttle)]
     sessions = SessionStore(engine, ttl=config.oauth.session_ttl_seconds, clock=clock)
-    app = build_app(server, admin_auth, Pages(server, sessions, steps))
+    app = build_app(server, admin_auth, Pages(server, sessions, steps, throttle))
     return AuthorizationServer(server, app)

@@ -129,6 +129,8 @@ def guarded(fn: Handler) -> Handler:
             return oauth_error(400, "invalid_request", str(exc))
         except BastionError as exc:
             headers = list(getattr(exc, "headers", []) or [])
+            if isinstance(exc, AuthenticationError):  # the admin API's callers
+                headers.append(("WWW-Authenticate", 'Bearer realm="bastion"'))
             return json_response(exc.status, {"error": exc.code}, headers)
         except Exception:
             log.exception("authorization server error on %s", request.url.path)
@@ -309,12 +311,3 @@ def is_oauth_path(path: str) -> bool:
         "/.well-known/openid-configuration",
         "/.well-known/oauth-authorization-server",
     )
-
-
-def admin_error(exc: BastionError) -> Response:
-    """Authentication failures on the admin API carry a challenge."""
-    if isinstance(exc, AuthenticationError):
-        return json_response(
-            401, {"error": exc.code}, [("WWW-Authenticate", 'Bearer realm="bastion"')]
-        )
-    return json_response(exc.status, {"error": exc.code})

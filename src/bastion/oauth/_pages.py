@@ -23,7 +23,7 @@ from bastion.oauth._endpoints import normalize_user_code
 from bastion.oauth._http import BadInput, guarded, http_input, to_response
 from bastion.oauth._session import BrowserSession, SessionStore
 from bastion.oauth._store import Owner
-from bastion.oauth.login import LoginStep, assurance
+from bastion.oauth.login import LoginStep, Throttle, assurance
 from bastion.oauth.server import OAuthServer
 
 STATIC_CSS = "/oauth2/static/bastion.css"
@@ -32,8 +32,15 @@ STATIC_CSS = "/oauth2/static/bastion.css"
 class Pages:
     """The HTML endpoints. ``steps`` is the login chain (password today)."""
 
-    def __init__(self, server: OAuthServer, sessions: SessionStore, steps: list[LoginStep]) -> None:
+    def __init__(
+        self,
+        server: OAuthServer,
+        sessions: SessionStore,
+        steps: list[LoginStep],
+        throttle: Throttle,
+    ) -> None:
         self.server = server
+        self.throttle = throttle
         self.ctx = server.ctx
         self.sessions = sessions
         self.steps = steps
@@ -209,7 +216,8 @@ class Pages:
             tx = session.add_pending({"kind": "authorize", "params": params, "pushed": pushed})
             await self.sessions.save(session)
             return self.redirect(f"{self.ctx.url('/login')}?{urlencode({'tx': tx})}", session)
-        assert session is not None  # an owner comes from a session
+        if session is None:  # pragma: no cover - an owner always comes from a session
+            return self.error_page(400, "invalid_request", "no session")
         client = check.client
         granted = await self.ctx.grants.consented(owner.subject, client.client_id)
         if not client.record.skip_consent and (
@@ -334,7 +342,8 @@ class Pages:
                 tx = session.add_pending({"kind": "device", "user_code": user_code[:32]})
                 await self.sessions.save(session)
                 return self.redirect(f"{self.ctx.url('/login')}?{urlencode({'tx': tx})}", session)
-            assert session is not None
+            if session is None:  # pragma: no cover - an owner always comes from a session
+                return self.error_page(400, "invalid_request", "no session")
             return self.page("device.html", session=session, csrf=session.csrf, user_code=user_code,
                              subject=owner.subject, action=self.ctx.url("/device"))  # fmt: skip
         session, form = await self._posted(request)
@@ -342,16 +351,15 @@ class Pages:
         if session is None or owner is None:
             return self.error_page(400, "invalid_request", "your session has expired; start again")
         ip = request.client.host if request.client else ""
-        limiter = self.steps[0]._throttle if hasattr(self.steps[0], "_throttle") else None
-        if limiter is not None and await limiter.failures_blocked(account=None, ip=ip) is not None:
+        # Guessing user codes is throttled per address like failed logins (RFC 8628 §5.1).
+        if await self.throttle.failures_blocked(account=None, ip=ip) is not None:
             return self.error_page(429, "slow_down", "Too many attempts. Wait a minute.")
         row = await self.ctx.grants.device_by_user_code(
             normalize_user_code(form.get("user_code", ""))
         )
         approved = form.get("decision") == "allow"
         if row is None or not await self.ctx.grants.decide_device(row, owner, approved):
-            if limiter is not None:
-                await limiter.record_failure(account=None, ip=ip)
+            await self.throttle.record_failure(account=None, ip=ip)
             return self.page("device.html", 400, session=session, csrf=session.csrf, user_code="",
                              subject=owner.subject, action=self.ctx.url("/device"),
                              message="That code is not valid or has expired.")  # fmt: skip
