@@ -32,52 +32,51 @@ def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     return headers
 
 
+_INVALID, _UNTRUSTED, _TRUSTED = 0, 1, 2
+
+
 class Trust:
     """Which peers may speak for the client (X-Forwarded-*), cached per address."""
 
     def __init__(self, networks: Iterable[IPNet]) -> None:
         self.networks = tuple(networks)
-        self._cache: dict[str, bool] = {}
+        self._cache: dict[str, int] = {}
 
-    def trusted(self, address: str) -> bool:
-        hit = self._cache.get(address)
-        if hit is not None:
-            return hit
+    def _kind(self, address: str) -> int:
+        kind = self._cache.get(address)
+        if kind is not None:
+            return kind
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
-            result = False
+            kind = _INVALID
         else:
-            result = any(ip in net for net in self.networks)
-        if len(self._cache) < 4096:
-            self._cache[address] = result
-        return result
+            kind = _TRUSTED if any(ip in net for net in self.networks) else _UNTRUSTED
+        if len(self._cache) < 4096:  # bounded: an attacker's random addresses can't grow it
+            self._cache[address] = kind
+        return kind
+
+    def trusted(self, address: str) -> bool:
+        return self._kind(address) == _TRUSTED
 
     def client_ip(self, peer: str, headers: dict[str, str]) -> str:
         """The client address: the right-most X-Forwarded-For hop that is not a trusted
         proxy. A client cannot spoof it by sending its own X-Forwarded-For, because
         only hops appended by trusted proxies are skipped."""
-        if not self.trusted(peer):
+        if self._kind(peer) != _TRUSTED:
             return peer
         forwarded = headers.get("x-forwarded-for")
         if not forwarded:
             real = headers.get("x-real-ip", "").strip()
-            return real if real and _is_ip(real) else peer
+            return real if real and self._kind(real) != _INVALID else peer
         hops = [h.strip() for h in forwarded.split(",")]
         for hop in reversed(hops):
-            if not _is_ip(hop):
+            kind = self._kind(hop)
+            if kind == _INVALID:
                 return peer
-            if not self.trusted(hop):
+            if kind == _UNTRUSTED:
                 return hop
         return hops[0]
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def peer_address(scope: Scope) -> str:
