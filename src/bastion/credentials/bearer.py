@@ -114,8 +114,12 @@ class BearerAuthenticator:
         cache_entries: int = 10_000,
         revoked: RevocationHook | None = None,
         http_client: httpx.AsyncClient | None = None,
+        extra_verifiers: Sequence[JwtVerifier] = (),
     ) -> BearerAuthenticator:
         """Build the authenticator for ``Config.issuers``; one HTTP client for all JWKS.
+
+        ``extra_verifiers`` join the configured ones (bastion's own issuer), sharing the
+        verified-token cache: a token is chosen a verifier by its ``iss`` only on a miss.
 
         ``cache_entries=0`` disables the verified-token cache. ``revoked`` is e.g. an
         :class:`~bastion.tokens.InMemoryRevocations`.
@@ -127,6 +131,7 @@ class BearerAuthenticator:
         verifiers = [
             JwtVerifier.from_config(i, http_client=http_client, clock=clock) for i in issuers
         ]
+        verifiers.extend(extra_verifiers)
         cache = (
             VerifiedTokenCache(max_entries=cache_entries, clock=clock) if cache_entries else None
         )

@@ -30,7 +30,7 @@ from bastion.ratelimit import RateLimiter
 from bastion.store import ApiKeyStore, UserStore, async_engine, check_schema
 from bastion.store.context import ensure_schema
 from bastion.store.engine import session_factory
-from bastion.tokens import InMemoryRevocations, VerifiedTokenCache
+from bastion.tokens import InMemoryRevocations
 from bastion.tokens.keys import ASSERTION_PURPOSE, AssertionSigner, publish_jwks
 
 if TYPE_CHECKING:
@@ -262,20 +262,15 @@ def _bearer(
         "max_authorization_bytes": config.limits.max_authorization_bytes,
         "revoked": revocations,
     }
-    bearer = BearerAuthenticator.from_config(config.issuers, **options)
     if oauth is None:
+        bearer = BearerAuthenticator.from_config(config.issuers, **options)
         return bearer, bearer
     from bastion.oauth.resource import OwnTokenAuthenticator
 
-    own = BearerAuthenticator(
-        [oauth.server.tokens.verifier],
-        realm=config.basic.realm,
-        api_key_prefix=config.api_keys.prefix,
-        max_authorization_bytes=config.limits.max_authorization_bytes,
-        cache=VerifiedTokenCache(clock=clock),
-        revoked=revocations,
+    bearer = BearerAuthenticator.from_config(
+        config.issuers, extra_verifiers=[oauth.server.tokens.verifier], **options
     )
-    return bearer, OwnTokenAuthenticator(bearer, own, oauth.server.tokens)
+    return bearer, OwnTokenAuthenticator(bearer, oauth.server.tokens)
 
 
 class _AdminAuth:

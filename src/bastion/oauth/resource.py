@@ -124,17 +124,14 @@ def opaque_principal(claims: dict[str, Any], exp: float) -> Principal:
 
 
 class OwnTokenAuthenticator:
-    """The gateway's ``jwt`` method: the configured issuers (``bearer``), bastion's own
-    JWTs (``own``, chosen by their unverified ``iss``; then fully verified) and bastion's
-    opaque tokens."""
+    """The gateway's ``jwt`` method: JWTs of the configured issuers and of bastion itself
+    (``bearer`` holds both verifiers and one verified-token cache, so a cached token costs
+    no parsing), plus bastion's opaque tokens."""
 
     method = AuthMethod.JWT
 
-    def __init__(
-        self, bearer: BearerAuthenticator, own: BearerAuthenticator, tokens: OwnTokens
-    ) -> None:
+    def __init__(self, bearer: BearerAuthenticator, tokens: OwnTokens) -> None:
         self.bearer = bearer
-        self.own = own
         self.tokens = tokens
 
     def present(self, request: RequestView) -> bool:
@@ -160,15 +157,7 @@ class OwnTokenAuthenticator:
             if issuers is not None and ISSUER_NAME not in issuers:
                 raise InvalidToken("issuer_not_allowed")
             return await self.tokens.principal(token)
-        if token is not None and self._own_issuer(token):
-            return await self.own.authenticate(request, issuers)
         return await self.bearer.authenticate(request, issuers)
-
-    def _own_issuer(self, token: str) -> bool:
-        try:
-            return parse_compact(token).claims().get("iss") == self.tokens.issuer
-        except (InvalidToken, BadRequest):
-            return False  # the configured issuers' authenticator reports it
 
     async def aclose(self) -> None:
         await self.bearer.aclose()
