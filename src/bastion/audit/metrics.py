@@ -56,6 +56,9 @@ class _Bounded:
         return OTHER
 
 
+MAX_DECISION_KEYS = 4096
+
+
 class Metrics:
     """bastion's metrics; one instance per application.
 
@@ -107,6 +110,7 @@ class Metrics:
         )
         self.build_info.labels(__version__, platform.python_version()).set(1)
         self._children: dict[tuple[str, ...], Any] = {}
+        self._decision_children: dict[tuple[str | None, str, str, str, str], tuple[Any, Any]] = {}
 
     def _child(self, metric: Any, key: tuple[str, ...], labels: tuple[str, ...]) -> Any:
         child = self._children.get(key)
@@ -125,15 +129,29 @@ class Metrics:
         seconds: float,
     ) -> None:
         """Count one decision and observe its latency."""
+        raw = (route, outcome, credential, reason, front_door)
+        pair = self._decision_children.get(raw)
+        if pair is None:
+            pair = self._decision_pair(raw)
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    def _decision_pair(self, raw: tuple[str | None, str, str, str, str]) -> tuple[Any, Any]:
+        """The counter and histogram children for one combination of raw label values,
+        remembered (up to a bound) so the hot path is one dict lookup."""
+        route, outcome, credential, reason, front_door = raw
         labels = (
             self._route(route or OTHER),
             self._outcome(outcome),
             self._credential(credential),
             self._reason(reason),
         )
-        self._child(self.decisions, ("d", *labels), labels).inc()
+        counter = self._child(self.decisions, ("d", *labels), labels)
         door = self._front_door(front_door)
-        self._child(self.decision_seconds, ("h", door), (door,)).observe(seconds)
+        histogram = self._child(self.decision_seconds, ("h", door), (door,))
+        if len(self._decision_children) < MAX_DECISION_KEYS:
+            self._decision_children[raw] = (counter, histogram)
+        return counter, histogram
 
     def rate_limit_denied(self, policy: str) -> None:
         """Count one request denied by ``policy`` (``"ip"``, ``"route:<name>"``…)."""
