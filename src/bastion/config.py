@@ -287,7 +287,11 @@ class OAuthConfig(_Frozen):
     device_code_ttl_seconds: int = Field(600, ge=60, le=3600)
     device_poll_interval_seconds: int = Field(5, ge=1, le=60)
     par_ttl_seconds: int = Field(60, ge=5, le=600)
-    session_ttl_seconds: int = Field(8 * 3600, ge=60)
+    session_ttl_seconds: int = Field(8 * 3600, ge=60)  # absolute, from the login
+    session_idle_seconds: int = Field(3600, ge=60)  # without a page load
+    # Changing the password, enrolling or removing a factor, creating API keys: MFA no
+    # older than this (or, for a user with no second factor yet, a fresh password).
+    recent_mfa_seconds: int = Field(300, ge=30, le=86400)
     # ``None``: ``__Host-`` + Secure cookies exactly when the issuer URL is https.
     secure_cookies: bool | None = None
     client_cache_seconds: int = Field(10, ge=0, le=3600)

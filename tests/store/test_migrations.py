@@ -71,7 +71,7 @@ async def test_migrate_is_idempotent_and_uses_wal(tmp_path: Path) -> None:
         fks = (await conn.execute(sa.text("PRAGMA foreign_keys"))).scalar()
     await engine.dispose()
     assert (mode, timeout, fks) == ("wal", 5000, 1)
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
 
 
 def test_migrate_needs_no_alembic_ini_in_cwd(

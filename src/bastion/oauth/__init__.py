@@ -21,9 +21,8 @@ from bastion.oauth._http import build_app, is_oauth_path
 from bastion.oauth._pages import Pages
 from bastion.oauth._session import SessionStore
 from bastion.oauth.keys import ensure_oauth_keys
-from bastion.oauth.login import LoginStep, PasswordStep, Throttle
+from bastion.oauth.login import Throttle
 from bastion.oauth.server import OAuthServer
-from bastion.store.users import UserStore
 from bastion.tokens import InMemoryRevocations
 
 __all__ = ["AuthorizationServer", "OAuthServer", "ensure_oauth_keys", "is_oauth_path", "mount"]
@@ -67,7 +66,17 @@ async def mount(
     """
     server = OAuthServer(config, engine, keyring, revocations=revocations, emit=emit, clock=clock)
     await server.start()
-    steps: list[LoginStep] = [PasswordStep(UserStore(engine, clock=clock), passwords, throttle)]
-    sessions = SessionStore(engine, ttl=config.oauth.session_ttl_seconds, clock=clock)
-    app = build_app(server, admin_auth, Pages(server, sessions, steps, throttle))
+    # Imported here: bastion.identity builds on bastion.oauth's page machinery.
+    from bastion.identity.web import install
+
+    sessions = SessionStore(
+        engine,
+        ttl=config.oauth.session_ttl_seconds,
+        idle=config.oauth.session_idle_seconds,
+        clock=clock,
+    )
+    pages = Pages(server, sessions, throttle)
+    install(pages, engine=engine, keyring=keyring, passwords=passwords, throttle=throttle,
+            clock=clock)  # fmt: skip
+    app = build_app(server, admin_auth, pages)
     return AuthorizationServer(server, app)

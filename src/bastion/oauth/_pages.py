@@ -1,7 +1,10 @@
-"""The browser side: authorization endpoint, login, consent, device verification, logout.
+"""The browser side: authorization endpoint, consent, device verification, logout, and
+the page machinery the login and account pages (:mod:`bastion.identity`) share.
 
-Pages are Jinja2 templates with autoescape, no inline script and a strict CSP; every form
-carries the session's CSRF token; the session cookie is described in ``_session``.
+Pages are Jinja2 templates with autoescape, no inline script or style and a strict CSP
+(only the passkey pages load one script, from bastion itself); every form carries the
+session's CSRF token and posts are checked against the ``Origin`` header; the session
+cookie is described in ``_session``.
 """
 
 from __future__ import annotations
@@ -16,34 +19,31 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bastion.errors import RateLimited
 from bastion.oauth._authlib import HttpInput, OAuthResponse
 from bastion.oauth._context import PAR_URN, PREFIX
 from bastion.oauth._endpoints import normalize_user_code
 from bastion.oauth._http import BadInput, guarded, http_input, to_response
 from bastion.oauth._session import BrowserSession, SessionStore
 from bastion.oauth._store import Owner
-from bastion.oauth.login import LoginStep, Throttle, assurance
+from bastion.oauth.login import Throttle
 from bastion.oauth.server import OAuthServer
 
-STATIC_CSS = "/oauth2/static/bastion.css"
+STATIC = "/oauth2/static"
+STATIC_CSS = f"{STATIC}/bastion.css"
+_STATIC_TYPES = {"bastion.css": "text/css", "passkeys.js": "text/javascript"}
+ACR_VALUES_MFA = "urn:bastion:acr:mfa"
 
 
 class Pages:
-    """The HTML endpoints. ``steps`` is the login chain (password today)."""
+    """The HTML endpoints; ``extra_routes`` (the login and account pages) are added by
+    :func:`bastion.oauth.mount`."""
 
-    def __init__(
-        self,
-        server: OAuthServer,
-        sessions: SessionStore,
-        steps: list[LoginStep],
-        throttle: Throttle,
-    ) -> None:
+    def __init__(self, server: OAuthServer, sessions: SessionStore, throttle: Throttle) -> None:
         self.server = server
         self.throttle = throttle
         self.ctx = server.ctx
         self.sessions = sessions
-        self.steps = steps
+        self.extra_routes: list[Route] = []
         secure = server.ctx.config.oauth.secure_cookies
         if secure is None:
             secure = server.ctx.issuer.startswith("https://")
@@ -53,40 +53,55 @@ class Pages:
             loader=PackageLoader("bastion.oauth", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
         )
-        self.css = self.env.loader.get_source(self.env, "bastion.css")[0].encode()  # type: ignore[union-attr]
+        loader = self.env.loader
+        if loader is None:  # pragma: no cover - set just above
+            raise RuntimeError("no template loader")
+        self.static = {
+            name: loader.get_source(self.env, name)[0].encode() for name in _STATIC_TYPES
+        }
 
     def routes(self) -> list[Route]:
         p = PREFIX
         return [
             Route(f"{p}/authorize", guarded(self.authorize), methods=["GET", "POST"]),
             Route(f"{p}/authorize/resume", guarded(self.resume), methods=["GET"]),
-            Route(f"{p}/login", guarded(self.login), methods=["GET", "POST"]),
             Route(f"{p}/consent", guarded(self.consent), methods=["POST"]),
             Route(f"{p}/device", guarded(self.device), methods=["GET", "POST"]),
             Route(f"{p}/logout", guarded(self.logout), methods=["GET", "POST"]),
-            Route(STATIC_CSS, self.stylesheet, methods=["GET"]),
+            Route(f"{STATIC}/{{name}}", self.static_file, methods=["GET"]),
+            *self.extra_routes,
         ]
 
     # --- rendering ---------------------------------------------------------------
 
     def page(
         self, template: str, status: int = 200, *, session: BrowserSession | None = None,
-        form_targets: tuple[str, ...] = (), **values: Any,
+        form_targets: tuple[str, ...] = (), script: bool = False, **values: Any,
     ) -> HTMLResponse:  # fmt: skip
-        body = self.env.get_template(template).render(css=STATIC_CSS, **values)
+        scripts = [f"{STATIC}/passkeys.js"] if script else []
+        body = self.env.get_template(template).render(
+            css=STATIC_CSS, scripts=scripts, csrf_meta=session.csrf if session else "", **values
+        )
         # form-action must allow the client's origin: browsers apply it to the redirect
         # that follows a form post (the consent decision) as well.
         actions = " ".join(["'self'", *form_targets])
+        # Only the passkey pages run a script: bastion's own file, fetching bastion only.
+        run = "script-src 'self'; connect-src 'self'; " if script else ""
         headers = {
             "Content-Security-Policy": (
-                f"default-src 'none'; style-src 'self'; form-action {actions}; "
-                "frame-ancestors 'none'; base-uri 'none'"
+                f"default-src 'none'; {run}style-src 'self'; img-src 'self' data:; "
+                f"form-action {actions}; frame-ancestors 'none'; base-uri 'none'"
             ),
             "X-Frame-Options": "DENY",
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
+            "Cross-Origin-Opener-Policy": "same-origin",
+            "Cross-Origin-Resource-Policy": "same-origin",
+            "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
         }
+        if self.ctx.issuer.startswith("https://"):
+            headers["Strict-Transport-Security"] = "max-age=31536000"
         response = HTMLResponse(body, status_code=status, headers=headers)
         self._cookie(response, session)
         return response
@@ -118,15 +133,29 @@ class Pages:
         self._cookie(response, session)
         return response
 
-    async def stylesheet(self, request: Request) -> Response:
+    async def static_file(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in _STATIC_TYPES:
+            return Response(status_code=404)
         return Response(
-            self.css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"}
+            self.static[name],
+            media_type=_STATIC_TYPES[name],
+            headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
         )
 
     # --- sessions ----------------------------------------------------------------
 
-    async def _session(self, request: Request) -> BrowserSession | None:
+    async def session(self, request: Request) -> BrowserSession | None:
+        """The browser's live session, if any."""
         return await self.sessions.load(request.cookies.get(self.cookie_name))
+
+    async def new_session(self, request: Request) -> BrowserSession:
+        ip = request.client.host if request.client else ""
+        return await self.sessions.create(
+            client_ip=ip, user_agent=request.headers.get("user-agent", "")[:255]
+        )
+
+    _session = session
 
     async def _owner(self, session: BrowserSession | None) -> Owner | None:
         if session is None or session.subject is None:
@@ -208,12 +237,28 @@ class Pages:
             and owner.auth_time is not None
             and self.ctx.clock() - owner.auth_time > int(max_age)
         )
-        if owner is None or (not fresh and (prompts & {"login", "select_account"} or too_old)):
+        # RFC 9470 §4 / OIDC Core §3.1.2.1: a client (or a gateway's challenge) asking for
+        # acr_values=urn:bastion:acr:mfa gets the second factor asked for when the
+        # session has only a password; the acr achieved is what the tokens carry.
+        step_up = (
+            owner is not None
+            and not fresh
+            and ACR_VALUES_MFA in params.get("acr_values", "").split()
+            and owner.acr != ACR_VALUES_MFA
+        )
+        if (
+            owner is None
+            or step_up
+            or (not fresh and (prompts & {"login", "select_account"} or too_old))
+        ):
             if "none" in prompts:
                 result = await self.server.error_redirect(http, params, LoginRequiredError())
                 return self.client_redirect(result, session)
             session = session or await self.sessions.create()
-            tx = session.add_pending({"kind": "authorize", "params": params, "pushed": pushed})
+            item = {"kind": "authorize", "params": params, "pushed": pushed}
+            if step_up and not (prompts & {"login", "select_account"} or too_old):
+                item["need"] = "mfa"
+            tx = session.add_pending(item)
             await self.sessions.save(session)
             return self.redirect(f"{self.ctx.url('/login')}?{urlencode({'tx': tx})}", session)
         if session is None:  # pragma: no cover - an owner always comes from a session
@@ -246,7 +291,7 @@ class Pages:
         )
 
     async def consent(self, request: Request) -> Response:
-        session, form = await self._posted(request)
+        session, form = await self.posted(request)
         if session is None:
             return self.error_page(400, "invalid_request", "your session has expired; start again")
         item = session.pending().pop(form.get("tx", ""), None)
@@ -266,7 +311,7 @@ class Pages:
         result = await self.server.finish_authorization(self._auth_http(), params, owner)
         return self.client_redirect(result, session)
 
-    async def _posted(self, request: Request) -> tuple[BrowserSession | None, dict[str, str]]:
+    async def posted(self, request: Request) -> tuple[BrowserSession | None, dict[str, str]]:
         """The session and the posted form; the session is None unless the CSRF token and
         (when sent) the ``Origin`` header are right."""
         http = await http_input(request, self.ctx.issuer)
@@ -278,53 +323,6 @@ class Pages:
         if session is None or not session.check_csrf(form.get("csrf")):
             return None, form
         return session, form
-
-    # --- login -------------------------------------------------------------------
-
-    async def login(self, request: Request) -> Response:
-        if request.method == "GET":
-            return await self._login_form(request)
-        session, form = await self._posted(request)
-        if session is None:
-            return self.error_page(400, "invalid_request", "your session has expired; start again")
-        tx = form.get("tx", "")
-        http_ip = request.client.host if request.client else ""
-        try:
-            result = await self.steps[0].verify(form, subject=None, client_ip=http_ip)
-        except RateLimited:
-            return self.page("login.html", 429, session=session, tx=tx, csrf=session.csrf,
-                             username="", action=self.ctx.url("/login"),
-                             message="Too many attempts. Wait a minute and try again.")  # fmt: skip
-        if result.subject is None:
-            self.ctx.emit({"event": "login_failed", "client_ip": http_ip})
-            return self.page("login.html", 401, session=session, tx=tx, csrf=session.csrf,
-                             username=form.get("username", ""), action=self.ctx.url("/login"),
-                             message=result.message)  # fmt: skip
-        acr, amr = assurance(self.steps[:1])
-        new = await self.sessions.login(session, subject=result.subject, acr=acr, amr=amr)
-        session = new
-        self.ctx.emit(
-            {"event": "login", "subject": result.subject, "client_ip": http_ip, "amr": list(amr)}
-        )
-        item = session.pending().get(tx)
-        if item is None:
-            return self.page("message.html", session=session, title="Signed in",
-                             text=f"You are signed in as {result.subject}.")  # fmt: skip
-        item["fresh"] = True
-        await self.sessions.save(session)
-        if item.get("kind") == "device":
-            return self.redirect(f"{self.ctx.url('/device')}?{urlencode({'tx': tx})}", session)
-        return self.redirect(
-            f"{self.ctx.url('/authorize/resume')}?{urlencode({'tx': tx})}", session
-        )
-
-    async def _login_form(self, request: Request) -> Response:
-        session = await self._session(request) or await self.sessions.create()
-        tx = request.query_params.get("tx", "")
-        item = session.pending().get(tx, {})
-        hint = item.get("params", {}).get("login_hint", "") if isinstance(item, dict) else ""
-        return self.page("login.html", session=session, tx=tx, csrf=session.csrf,
-                         username=hint, action=self.ctx.url("/login"))  # fmt: skip
 
     # --- device verification (RFC 8628 §3.3) -------------------------------------
 
@@ -346,7 +344,7 @@ class Pages:
                 return self.error_page(400, "invalid_request", "no session")
             return self.page("device.html", session=session, csrf=session.csrf, user_code=user_code,
                              subject=owner.subject, action=self.ctx.url("/device"))  # fmt: skip
-        session, form = await self._posted(request)
+        session, form = await self.posted(request)
         owner = await self._owner(session)
         if session is None or owner is None:
             return self.error_page(400, "invalid_request", "your session has expired; start again")
@@ -401,10 +399,13 @@ class Pages:
             response = RedirectResponse(result.location, status_code=302)
         else:
             response = self.page("message.html", title="Signed out", text="You are signed out.")
+        self.clear_cookie(response)
+        return response
+
+    def clear_cookie(self, response: Response) -> None:
         response.delete_cookie(
             self.cookie_name, path="/", secure=self.secure, httponly=True, samesite="lax"
         )
-        return response
 
 
 def _origin(url: str) -> str:

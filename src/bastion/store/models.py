@@ -264,7 +264,7 @@ class OAuthSession(Base):
     __tablename__ = "oauth_sessions"
 
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    subject: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
     auth_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
     acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -272,6 +272,10 @@ class OAuthSession(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    # Revision 0003: idle timeout, the session list on the account page.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class OAuthConsent(Base):
@@ -282,3 +286,89 @@ class OAuthConsent(Base):
     client_id: Mapped[str] = mapped_column(String(64), ForeignKey(_CLIENT_FK, ondelete="CASCADE"))
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- Identity: second factors, passkeys, sign-in activity, federation, lockout (0003). ---
+
+
+class UserTotp(Base):
+    """A user's TOTP secret (RFC 6238), encrypted with the keyring; counts once confirmed."""
+
+    __tablename__ = "user_totp"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Keyring.encrypt(secret, purpose="totp-secret").
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The highest time step accepted so far: every code is single use (RFC 6238 §5.2).
+    last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UserRecoveryCode(Base):
+    """Recovery codes as HMACs under the keyring; each one single use."""
+
+    __tablename__ = "user_recovery_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class UserPasskey(Base):
+    """A WebAuthn credential (passkey) of a user."""
+
+    __tablename__ = "user_passkeys"
+
+    credential_id: Mapped[str] = mapped_column(String(1400), primary_key=True)  # base64url
+    subject: Mapped[str] = mapped_column(String(255), index=True)
+    user_handle: Mapped[str] = mapped_column(String(128), index=True)  # base64url, random
+    name: Mapped[str] = mapped_column(String(100))
+    public_key: Mapped[str] = mapped_column(Text)  # COSE key, base64url
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    aaguid: Mapped[str] = mapped_column(String(64), default="")
+    transports: Mapped[list[str]] = mapped_column(JSON, default=list)
+    backup_eligible: Mapped[bool] = mapped_column(Boolean, default=False)
+    backed_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LoginEvent(Base):
+    """Sign-in activity shown on the account page (successes and failures)."""
+
+    __tablename__ = "login_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(255), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(64))
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    place: Mapped[str] = mapped_column(String(128), default="")
+    device: Mapped[str] = mapped_column(String(255), default="")
+
+
+class FederatedIdentity(Base):
+    """A local user linked to an account at an external OpenID provider."""
+
+    __tablename__ = "federated_identities"
+    __table_args__ = (PrimaryKeyConstraint("issuer", "external_subject"),)
+
+    issuer: Mapped[str] = mapped_column(String(512))
+    external_subject: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LoginFailure(Base):
+    """Failed-login counters per account or address, for progressive throttling."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # "account:x" | "ip:y"
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -1,0 +1,40 @@
+"""Wiring of the login and account pages into the authorization server's pages."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bastion.credentials._passwords import Passwords
+from bastion.identity._account import AccountPages
+from bastion.identity._store import IdentityStore
+from bastion.identity._web import LoginFlow
+from bastion.identity.steps import RecoveryCodeStep, TotpStep
+from bastion.keyring import Keyring
+from bastion.model import Clock, system_clock
+from bastion.oauth._pages import Pages
+from bastion.oauth.login import PasswordStep, Throttle
+from bastion.store.users import UserStore
+
+
+def install(
+    pages: Pages,
+    *,
+    engine: AsyncEngine,
+    keyring: Keyring,
+    passwords: Passwords,
+    throttle: Throttle,
+    clock: Clock = system_clock,
+) -> IdentityStore:
+    """Add ``/oauth2/login`` and ``/oauth2/account[/...]`` to ``pages``."""
+    users = UserStore(engine, clock=clock)
+    store = IdentityStore(engine, keyring, clock=clock)
+    flow = LoginFlow(
+        pages,
+        store,
+        PasswordStep(users, passwords, throttle),
+        TotpStep(store, throttle, clock),
+        RecoveryCodeStep(store, throttle),
+    )
+    account = AccountPages(pages, store, users, passwords)
+    pages.extra_routes += [*flow.routes(), *account.routes()]
+    return store

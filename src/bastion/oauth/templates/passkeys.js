@@ -1,0 +1,1 @@
+// passkeys: added in a later step
