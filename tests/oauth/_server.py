@@ -37,9 +37,12 @@ class ServedBastion:
 
 
 async def _prepare(
-    folder: Path, upstream: str, port: int, client: dict[str, Any]
+    folder: Path, upstream: str, port: int, client: dict[str, Any], oauth: dict[str, Any] | None
 ) -> tuple[Deployment, str]:
-    deployment = await make_deployment(folder, upstream, listen={"host": "127.0.0.1", "port": port})
+    extra: dict[str, Any] = {"oauth": oauth} if oauth else {}
+    deployment = await make_deployment(
+        folder, upstream, listen={"host": "127.0.0.1", "port": port}, **extra
+    )
     async with open_store(deployment.config) as ctx:
         created = await ClientStore(ctx.engine, ctx.keyring.client_secret_hmac).create(
             record_from_metadata(client)
@@ -56,8 +59,10 @@ def served_bastion(
     post_logout_redirect_uris: Sequence[str] = (),
     client_id: str = "interop",
     skip_consent: bool = False,
+    oauth: dict[str, Any] | None = None,
 ) -> Iterator[ServedBastion]:
-    """Start the server (and the demo upstream); stop both on exit."""
+    """Start the server (and the demo upstream); stop both on exit. ``oauth`` overrides
+    settings of the ``oauth:`` section (e.g. ``{"refresh_reuse_grace_seconds": 0}``)."""
     port = free_port()
     client = {
         "client_id": client_id,
@@ -70,6 +75,6 @@ def served_bastion(
         "skip_consent": skip_consent,
     }  # fmt: skip
     with demo_upstream() as upstream:
-        deployment, secret = asyncio.run(_prepare(folder, upstream, port, client))
+        deployment, secret = asyncio.run(_prepare(folder, upstream, port, client, oauth))
         with bastion_serve(deployment.config_file, port) as base:
             yield ServedBastion(base, client_id, secret, "alice", PASSWORD, deployment)

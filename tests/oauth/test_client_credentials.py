@@ -30,7 +30,8 @@ async def test_client_credentials_token_is_an_rfc9068_jwt(
     claims = decoded.claims
     assert claims["iss"] == issuer
     assert claims["aud"] == issuer
-    assert claims["sub"] == reg.client_id == claims["client_id"]
+    assert claims["sub"] == f"client:{reg.client_id}"  # never a username (no ":" in those)
+    assert claims["client_id"] == reg.client_id
     assert claims["scope"] == "read"
     assert claims["exp"] - claims["iat"] == 600
     assert len(claims["jti"]) >= 16

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+import unicodedata
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import Table as SqlTable
+from sqlalchemy import update
 
 from bastion.cli._common import (
     DEFAULT_CONFIG,
@@ -21,7 +24,10 @@ from bastion.cli._common import (
 )
 from bastion.credentials._passwords import hash_password
 from bastion.credentials.basic import check_password, check_username
+from bastion.model import system_clock
 from bastion.store import StoreContext, UserRecord
+from bastion.store._db import RecordNotFound, db_errors, now_utc
+from bastion.store.models import User
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -48,21 +54,81 @@ PasswordStdin = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from standard input.")
 ]
 Roles = Annotated[str | None, typer.Option("--roles", help="Comma-separated roles.")]
+Email = Annotated[
+    str | None, typer.Option("--email", help="OpenID Connect 'email' claim ('' to clear).")
+]
+Name = Annotated[
+    str | None, typer.Option("--name", help="OpenID Connect 'name' claim ('' to clear).")
+]
+EmailVerified = Annotated[
+    bool | None,
+    typer.Option(
+        "--email-verified/--email-unverified",
+        help="OpenID Connect 'email_verified' (default: unverified).",
+    ),
+]
+
+
+def _profile(email: str | None, name: str | None, verified: bool | None) -> dict[str, Any]:
+    """The ``email``/``name``/``email_verified`` columns to set (OIDC Core §5.1 claims)."""
+    values: dict[str, Any] = {}
+    if email is not None:
+        email = unicodedata.normalize("NFC", email.strip())
+        local, at, domain = email.rpartition("@")
+        if email and (
+            not at
+            or not local
+            or "." not in domain
+            or len(email) > 320
+            or any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in email)
+        ):
+            fail(f"not an email address: {email!r}", 1)
+        values["email"] = email or None
+        values["email_verified"] = bool(email) and bool(verified)
+    elif verified is not None:
+        values["email_verified"] = verified
+    if name is not None:
+        name = unicodedata.normalize("NFC", name.strip())
+        if len(name) > 255 or any(unicodedata.category(ch) == "Cc" for ch in name):
+            fail("the name must be at most 255 characters without control characters", 1)
+        values["name"] = name or None
+    return values
+
+
+async def _set_profile(ctx: StoreContext, username: str, values: dict[str, Any]) -> None:
+    users = cast(SqlTable, User.__table__)
+    statement = (
+        update(users)
+        .where(users.c.username == username)
+        .values(**values, updated_at=now_utc(system_clock))
+    )
+    with db_errors(f"user {username!r}"):
+        async with ctx.engine.begin() as conn:
+            result = await conn.execute(statement)
+    if result.rowcount == 0:
+        raise RecordNotFound(f"no user {username!r}", detail=f"no user {username!r}")
 
 
 @app.command("add")
 def add(
     username: str,
     roles: Roles = None,
+    email: Email = None,
+    display_name: Name = None,
+    email_verified: EmailVerified = None,
     password_stdin: PasswordStdin = False,
     config: ConfigPath = DEFAULT_CONFIG,
 ) -> None:
     """Add a user; the password is prompted for (hidden, twice) or read from stdin."""
     name = _username(username)
+    profile = _profile(email, display_name, email_verified)
     password_hash = hash_password(_read_password(password_stdin))
 
     async def body(ctx: StoreContext) -> UserRecord:
-        return await ctx.users.add(name, password_hash, roles=split_list(roles))
+        user = await ctx.users.add(name, password_hash, roles=split_list(roles))
+        if profile:
+            await _set_profile(ctx, name, profile)
+        return user
 
     user = run_command(config, body)
     err.print(Text(f"added user {user.username} (roles: {', '.join(user.roles) or '-'})"))
@@ -77,6 +143,23 @@ def passwd(
     password_hash = hash_password(_read_password(password_stdin))
     run_command(config, lambda ctx: ctx.users.set_password(name, password_hash))
     err.print(Text(f"password changed for {name}"))
+
+
+@app.command("profile")
+def profile(
+    username: str,
+    email: Email = None,
+    display_name: Name = None,
+    email_verified: EmailVerified = None,
+    config: ConfigPath = DEFAULT_CONFIG,
+) -> None:
+    """Set a user's OpenID Connect claims: email, email_verified, name."""
+    name = _username(username)
+    values = _profile(email, display_name, email_verified)
+    if not values:
+        fail("nothing to change: give --email, --name or --email-verified", 1)
+    run_command(config, lambda ctx: _set_profile(ctx, name, values))
+    err.print(Text(f"profile of {name}: " + ", ".join(f"{k}={v}" for k, v in values.items())))
 
 
 @app.command("disable")

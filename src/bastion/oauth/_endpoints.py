@@ -16,6 +16,7 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
 
 from bastion.oauth._context import OPAQUE_PREFIX, OAuthContext
 from bastion.oauth._grants import ALL_METHODS, SECRET_METHODS
+from bastion.oauth._tokens import CLIENT_SUBJECT_PREFIX
 from bastion.oauth.clients import DEVICE_GRANT
 from bastion.oauth.resource import OwnTokens
 
@@ -145,8 +146,9 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):  # type: ignore[misc]
         claims["active"] = True
         claims["exp"] = token.exp
         claims["token_type"] = "Bearer" if token.kind == "access_token" else "refresh_token"
-        if "sub" in claims:
-            claims.setdefault("username", claims["sub"])
+        sub = claims.get("sub")
+        if isinstance(sub, str) and not sub.startswith(CLIENT_SUBJECT_PREFIX):
+            claims.setdefault("username", sub)  # RFC 7662 §2.2: a human-readable owner
         return claims
 
 

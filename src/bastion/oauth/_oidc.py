@@ -1,17 +1,51 @@
 """OpenID Connect Core 1.0 on Authlib's OpenIDCode/OpenIDToken: ID tokens signed with the
 client's registered algorithm (RS256 by default, §15.1), with ``auth_time``, ``acr``,
-``amr``, ``nonce`` and ``at_hash`` (§3.1.3.6), and the standard claims of §5.4."""
+``amr``, ``nonce`` and ``at_hash`` (§3.1.3.6), the standard claims of §5.4, and the
+``id_token_hint`` of an authorization request (§3.1.2.1)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
-from joserfc.jwk import Key
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import Key, KeySet
 
-from bastion.oauth._context import OAuthContext
+from bastion.oauth._context import ACCESS_TOKEN_TYPES, ID_TOKEN_ALGS, OAuthContext
 from bastion.oauth._store import Owner
+
+
+def hinted_subject(ctx: OAuthContext, hint: str, client_id: str) -> str:
+    """The ``sub`` of ``id_token_hint``: an ID token this server signed for ``client_id``.
+
+    OIDC Core §3.1.2.1: the hint may have expired (``exp`` is not checked); it must be
+    ours (signature and ``iss``), an ID token (not an access token) and meant for this
+    client (``aud``).
+
+    Raises:
+        InvalidRequestError: the hint is not such a token.
+    """
+    try:
+        keys = KeySet.import_key_set(ctx.keys.oauth_jwks())  # type: ignore[arg-type]
+        token = jwt.decode(hint, keys, algorithms=list(ID_TOKEN_ALGS))
+    except (JoseError, ValueError, TypeError) as exc:
+        raise InvalidRequestError("id_token_hint is not a valid ID token") from exc
+    claims = token.claims
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    sub = claims.get("sub")
+    if (
+        token.header.get("typ") in ACCESS_TOKEN_TYPES
+        or claims.get("iss") != ctx.issuer
+        or client_id not in audiences
+        or not isinstance(sub, str)
+        or not sub
+    ):
+        raise InvalidRequestError("id_token_hint is not an ID token of this client")
+    return sub
 
 
 def user_info(owner: Owner, scope: str) -> UserInfo:

@@ -1,8 +1,9 @@
 """Access tokens (RFC 9068 JWT profile, or opaque per client) and refresh tokens.
 
 A JWT access token carries ``typ: at+jwt`` and ``iss sub aud client_id scope jti iat exp``
-(plus ``auth_time acr amr roles`` when a user granted it). An opaque token is 256 random
-bits with the ``bat_`` prefix; only its HMAC is stored, with the same claims.
+(plus ``auth_time acr amr roles`` when a user granted it; without a user ``sub`` is
+``client:<client_id>``). An opaque token is 256 random bits with the ``bat_`` prefix;
+only its HMAC is stored, with the same claims.
 Refresh tokens are 256 random bits, stored as HMACs, one-time use (see ``_grants``).
 """
 
@@ -19,6 +20,15 @@ from bastion.oauth._store import Issued, Owner
 from bastion.oauth.clients import Client, GrantType, TokenFormat
 
 ISSUED = "_bastion_issued"  # private key of the token dict, popped by save_token
+# RFC 9068 §2.2: a token with no resource owner (client_credentials) names the client in
+# ``sub``. The prefix keeps it apart from every username (usernames cannot contain ':'),
+# so a client named like a user can never act as that user (RFC 9700 §4.15).
+CLIENT_SUBJECT_PREFIX = "client:"
+
+
+def client_subject(client_id: str) -> str:
+    """The ``sub`` of a token issued to a client acting for itself."""
+    return CLIENT_SUBJECT_PREFIX + client_id
 
 
 class TokenFactory:
@@ -45,7 +55,7 @@ class TokenFactory:
         jti = secrets.token_urlsafe(16)
         claims: dict[str, Any] = {
             "iss": self.ctx.issuer,
-            "sub": user.subject if user is not None else client.client_id,
+            "sub": user.subject if user is not None else client_subject(client.client_id),
             "aud": self.ctx.audience,
             "client_id": client.client_id,
             "scope": allowed,

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core.errors import LoginRequiredError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.config import Config
@@ -35,7 +37,7 @@ from bastion.oauth._authlib import (
 )
 from bastion.oauth._context import PAR_URN, Emit, OAuthContext
 from bastion.oauth._endpoints import DeviceAuthorization, EndSession, Introspection, Revocation
-from bastion.oauth._oidc import CodeIdTokens, GrantIdTokens
+from bastion.oauth._oidc import CodeIdTokens, GrantIdTokens, hinted_subject
 from bastion.oauth._store import GrantStore, Owner
 from bastion.oauth._tokens import TokenFactory
 from bastion.oauth.clients import Client, ClientRegistry, ClientStore
@@ -134,9 +136,12 @@ class OAuthServer:
             keys=keys,
             revocations=mirror,
             bridge=Bridge(),
-            emit=emit,
+            emit=self._emit,
             clock=clock,
         )
+        self._audit = emit
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self.tokens = OwnTokens(
             issuer=config.issuer_url,
             audience=config.oauth_audience,
@@ -168,7 +173,18 @@ class OAuthServer:
 
     # --- lifecycle ----------------------------------------------------------------
 
+    def _emit(self, event: dict[str, Any]) -> None:
+        # Authlib's hooks run in worker threads; the audit log is written by the event
+        # loop (its flush timer lives there), so an event from a thread is handed over.
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread or loop.is_closed():
+            self._audit(event)
+        else:
+            loop.call_soon_threadsafe(self._audit, event)
+
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         await self.ctx.keys.reload()
         await self.ctx.revocations.start()
         self._tasks.append(asyncio.create_task(self._refresh_keys(), name="bastion-oauth-keys"))
@@ -307,6 +323,16 @@ class OAuthServer:
                 response = self._authlib.handle_error_response(request, par_error)
                 _Issuer(self.ctx.issuer).add_issuer_parameter(self._authlib, response)
                 return AuthorizeCheck(params, redirect=response)
+            # With prompt=login the user signs in again first; the hint is then checked
+            # against that login when the code is issued (finish_authorization).
+            relogin = {"login", "select_account"} & set(params.get("prompt", "").split())
+            hint_error = self._hint_error(params, client, None if relogin else owner)
+            if hint_error is not None:
+                hint_error.redirect_uri = grant.redirect_uri
+                hint_error.state = request.payload.state
+                response = self._authlib.handle_error_response(request, hint_error)
+                _Issuer(self.ctx.issuer).add_issuer_parameter(self._authlib, response)
+                return AuthorizeCheck(params, redirect=response)
             return AuthorizeCheck(
                 params, client=client, scopes=tuple((request.scope or "").split())
             )
@@ -339,6 +365,12 @@ class OAuthServer:
             request = BastionRequest(http, params)
             try:
                 grant = self._authlib.get_consent_grant(request, end_user=owner)
+                if owner is not None:
+                    hint_error = self._hint_error(params, grant.client, owner)
+                    if hint_error is not None:
+                        hint_error.redirect_uri = grant.redirect_uri
+                        hint_error.state = request.payload.state
+                        raise hint_error
             except OAuth2Error as error:
                 response: OAuthResponse = self._authlib.handle_error_response(request, error)
                 _Issuer(self.ctx.issuer).add_issuer_parameter(self._authlib, response)
@@ -349,6 +381,25 @@ class OAuthServer:
             return issued
 
         return await self.ctx.bridge.run(_input_errors(work, _invalid_request))
+
+    def _hint_error(
+        self, params: dict[str, str], client: Client, owner: Owner | None
+    ) -> OAuth2Error | None:
+        """OIDC Core §3.1.2.1: an ``id_token_hint`` must be an ID token of ours for this
+        client (``invalid_request``) naming the signed-in user; another user is
+        ``login_required`` (the client may retry with ``prompt=login``)."""
+        hint = params.get("id_token_hint")
+        if not hint:
+            return None
+        try:
+            subject = hinted_subject(self.ctx, hint, client.client_id)
+        except OAuth2Error as error:
+            return error
+        if owner is not None and subject != owner.subject:
+            self.ctx.emit({"event": "id_token_hint_mismatch", "client_id": client.client_id,
+                           "subject": owner.subject})  # fmt: skip
+            return LoginRequiredError(description="the signed-in user is not the hinted one")
+        return None
 
 
 T = TypeVar("T")
