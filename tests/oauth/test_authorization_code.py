@@ -250,7 +250,7 @@ async def test_login_page_headers_cookie_and_303(
     assert "script-src" not in csp
     assert "default-src 'none'" in csp
     assert page.headers["x-frame-options"] == "DENY"
-    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["referrer-policy"] == "same-origin"  # no Referer to other sites
     assert "<script>alert(1)</script>" not in page.text  # autoescaped
     assert "&lt;script&gt;" in page.text
     cookie = start.headers["set-cookie"]

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import enum
+import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from bastion.cli._common import DEFAULT_CONFIG, ConfigPath, fail, out
 from bastion.config import Config, load_config
 from bastion.errors import BastionError
-
-APP_FACTORY = "bastion.gateway.app:from_env"
 
 
 class Server(enum.StrEnum):
@@ -42,71 +42,40 @@ def load_checked(config_path: Path) -> Config:
     return config
 
 
-def run_server(config_path: Path, config: Config, server: Server, *, quiet: bool = False) -> None:
+def server_spec(config: Config) -> dict[str, Any]:
+    listen, tls = config.listen, config.listen.tls
+    return {
+        "host": listen.host,
+        "port": listen.port,
+        "workers": listen.workers,
+        "cert": str(config.resolve(tls.cert_file)) if tls else None,
+        "key": str(config.resolve(tls.key_file)) if tls else None,
+        "min_tls": tls.min_version if tls else "1.2",
+    }
+
+
+def run_server(
+    config_path: Path, config: Config, server: Server, *, replace_process: bool = False
+) -> None:
+    """Serve the gateway. With ``replace_process`` this process becomes the server
+    (``exec``), dropping the CLI's imports from the parent of the server's workers."""
     os.environ["BASTION_CONFIG"] = str(config_path.resolve())
     listen = config.listen
-    if not quiet:
-        scheme = "https" if listen.tls else "http"
-        out.print(
-            f"bastion gateway on {scheme}://{listen.host}:{listen.port} "
-            f"({server.value}, {listen.workers} worker(s)); Ctrl-C stops it"
-        )
-    if server is Server.UVICORN:
-        _run_uvicorn(config)
-    else:
-        _run_granian(config)
-
-
-def _run_granian(config: Config) -> None:
-    from granian.constants import Interfaces, Loops, SSLProtocols
-    from granian.log import LogLevels
-    from granian.server import Server as Granian
-
-    listen = config.listen
-    tls = listen.tls
-    server = Granian(
-        APP_FACTORY,
-        address=listen.host,
-        port=listen.port,
-        interface=Interfaces.ASGI,
-        workers=listen.workers,
-        loop=Loops.uvloop,
-        factory=True,
-        log_level=LogLevels.warning,
-        ssl_cert=config.resolve(tls.cert_file) if tls else None,
-        ssl_key=config.resolve(tls.key_file) if tls else None,
-        ssl_protocol_min=(
-            SSLProtocols.tls13 if tls and tls.min_version == "1.3" else SSLProtocols.tls12
-        ),
-        websockets=False,
+    scheme = "https" if listen.tls else "http"
+    out.print(
+        f"bastion gateway on {scheme}://{listen.host}:{listen.port} "
+        f"({server.value}, {listen.workers} worker(s)); Ctrl-C stops it"
     )
-    server.serve()
-
-
-def _run_uvicorn(config: Config) -> None:
-    try:
-        import uvicorn
-    except ImportError:
+    if server is Server.UVICORN and importlib.util.find_spec("uvicorn") is None:
         fail("uvicorn is not installed (pip install uvicorn)")
-    import ssl
+    spec = server_spec(config)
+    if replace_process:
+        sys.stdout.flush()
+        args = [sys.executable, "-m", "bastion._server", server.value, json.dumps(spec)]
+        os.execv(sys.executable, args)  # noqa: S606 - our own module, fixed arguments
+    from bastion import _server
 
-    listen = config.listen
-    tls = listen.tls
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=listen.host,
-        port=listen.port,
-        workers=listen.workers,
-        loop="uvloop",
-        log_level="warning",
-        access_log=False,
-        ssl_certfile=str(config.resolve(tls.cert_file)) if tls else None,
-        ssl_keyfile=str(config.resolve(tls.key_file)) if tls else None,
-        ssl_version=ssl.PROTOCOL_TLS_SERVER,
-        ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
-        ws="none",
-    )
+    (_server.run_uvicorn if server is Server.UVICORN else _server.run_granian)(spec)
 
 
 def serve(
@@ -115,4 +84,4 @@ def serve(
 ) -> None:
     """Run the gateway: reverse proxy, forward-auth endpoint, /metrics, /healthz, /readyz."""
     loaded = load_checked(config)
-    run_server(config, loaded, server)
+    run_server(config, loaded, server, replace_process=True)

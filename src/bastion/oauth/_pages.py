@@ -30,7 +30,11 @@ from bastion.oauth.server import OAuthServer
 
 STATIC = "/oauth2/static"
 STATIC_CSS = f"{STATIC}/bastion.css"
-_STATIC_TYPES = {"bastion.css": "text/css", "passkeys.js": "text/javascript"}
+_STATIC_TYPES = {
+    "bastion.css": "text/css",
+    "passkeys.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 ACR_VALUES_MFA = "urn:bastion:acr:mfa"
 
 
@@ -93,7 +97,9 @@ class Pages:
                 f"form-action {actions}; frame-ancestors 'none'; base-uri 'none'"
             ),
             "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer",
+            # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on
+            # form posts, which the Origin check must refuse. Nothing leaves for another site.
+            "Referrer-Policy": "same-origin",
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
             "Cross-Origin-Opener-Policy": "same-origin",

@@ -12,7 +12,6 @@ import time
 from typing import Any, Protocol
 
 from limits import RateLimitItem
-from limits.aio.storage import RedisStorage
 from limits.storage import MemoryStorage
 
 from bastion.model import Clock
@@ -193,6 +192,8 @@ class RedisBackend:
     def __init__(
         self, url: str, strategy: Strategy, clock: Clock, *, key_prefix: str, timeout: float
     ) -> None:
+        # Imported here: only a deployment with redis_url pays for the Redis client.
+        from limits.aio.storage import RedisStorage
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 

@@ -5,13 +5,12 @@ Alembic is configured in code, so no ``alembic.ini`` is needed in the working fo
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,11 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bastion.errors import Unavailable
 from bastion.store.engine import async_engine
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Alembic itself (~11 MB resident) is imported only to migrate: a serving gateway reads
+# the revision with one query and knows the head from the version files' own headers.
+_REVISION = re.compile(r'^revision(?:: str)? = "([^"]+)"', re.MULTILINE)
+_DOWN = re.compile(r'^down_revision(?:: str \| None)? = (?:"([^"]+)"|None)', re.MULTILINE)
 
 
 def alembic_config(url: str | None = None) -> AlembicConfig:
     """An Alembic config pointing at bastion's migrations (for ``command.*`` calls)."""
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if url is not None:
@@ -33,17 +41,33 @@ def alembic_config(url: str | None = None) -> AlembicConfig:
 
 @cache
 def head_revision() -> str | None:
-    """The newest revision shipped in this package."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """The newest revision shipped in this package: the one no other revision follows."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        source = script.read_text(encoding="utf-8")
+        found, down = _REVISION.search(source), _DOWN.search(source)
+        if found:
+            revisions.add(found.group(1))
+        if down and down.group(1):
+            parents.add(down.group(1))
+    heads = revisions - parents
+    if len(heads) > 1:
+        raise RuntimeError(f"several migration heads: {sorted(heads)}")
+    return heads.pop() if heads else None
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, revision)
 
 
 def _downgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.downgrade(cfg, revision)
@@ -76,7 +100,11 @@ async def downgrade(url: str, revision: str) -> None:
 
 
 def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+    found = list(versions)
+    return found[0] if len(found) == 1 else None
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
