@@ -89,8 +89,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             yield Served(base, deployment)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium() -> Iterator[object]:
+    # Per test, not per session: Playwright's sync API keeps an event loop marked running
+    # in this thread while it is started, which would break the async tests that
+    # pytest-randomly puts after a browser test.
     with playwright_sync.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
