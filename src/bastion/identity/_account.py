@@ -64,7 +64,7 @@ class AccountPages:
         await self.pages.sessions.save(session)
         return self.pages.redirect(f"{self.ctx.url('/login')}?{urlencode({'tx': tx})}", session)
 
-    async def _recent(self, session: BrowserSession) -> bool:
+    async def recent(self, session: BrowserSession) -> bool:
         """A second factor within ``recent_mfa_seconds`` (a fresh password if none yet)."""
         fresh = (
             session.auth_time is not None
@@ -74,7 +74,7 @@ class AccountPages:
             return False
         return session.acr == ACR_MFA or not (await self.store.factors(session.subject)).any
 
-    async def _step_up(self, session: BrowserSession, next_url: str) -> Response:
+    async def step_up(self, session: BrowserSession, next_url: str) -> Response:
         return await self._to_login(session, next_url, mfa=True)
 
     async def _signed_in(self, request: Request) -> BrowserSession | None:
@@ -110,8 +110,8 @@ class AccountPages:
         session, form = await self.pages.posted(request)
         if session is None or not session.subject:
             return self.pages.error_page(400, "invalid_request", "your session has expired")
-        if not await self._recent(session):
-            return await self._step_up(session, self._url())
+        if not await self.recent(session):
+            return await self.step_up(session, self._url())
         subject = session.subject
         user = await self.users.get_by_username(subject)
         new = form.get("new_password", "")
@@ -137,16 +137,16 @@ class AccountPages:
             session = await self._signed_in(request)
             if session is None:
                 return self.pages.redirect(self._url())
-            if not await self._recent(session):
-                return await self._step_up(session, self._url("/totp"))
+            if not await self.recent(session):
+                return await self.step_up(session, self._url("/totp"))
             secret = totp.new_secret()
             await self.store.start_totp(session.subject or "", secret)
             return self._enrol_page(session, secret)
         session, form = await self.pages.posted(request)
         if session is None or not session.subject:
             return self.pages.error_page(400, "invalid_request", "your session has expired")
-        if not await self._recent(session):
-            return await self._step_up(session, self._url("/totp"))
+        if not await self.recent(session):
+            return await self.step_up(session, self._url("/totp"))
         subject = session.subject
         record = await self.store.totp(subject)
         if record is None or record.confirmed:
@@ -177,8 +177,8 @@ class AccountPages:
         session, _ = await self.pages.posted(request)
         if session is None or not session.subject:
             return self.pages.error_page(400, "invalid_request", "your session has expired")
-        if not await self._recent(session):
-            return await self._step_up(session, self._url())
+        if not await self.recent(session):
+            return await self.step_up(session, self._url())
         await self.store.remove_totp(session.subject)
         self._event("mfa_removed", session.subject, factor="totp")
         return await self.account(request, message="The authenticator app is removed.")
@@ -187,8 +187,8 @@ class AccountPages:
         session, _ = await self.pages.posted(request)
         if session is None or not session.subject:
             return self.pages.error_page(400, "invalid_request", "your session has expired")
-        if not await self._recent(session):
-            return await self._step_up(session, self._url())
+        if not await self.recent(session):
+            return await self.step_up(session, self._url())
         codes = await self.store.new_recovery_codes(session.subject)
         self._event("recovery_codes_replaced", session.subject)
         return self.pages.page("codes.html", session=session, codes=codes,
@@ -198,8 +198,8 @@ class AccountPages:
         session, form = await self.pages.posted(request)
         if session is None or not session.subject:
             return self.pages.error_page(400, "invalid_request", "your session has expired")
-        if not await self._recent(session):
-            return await self._step_up(session, self._url())
+        if not await self.recent(session):
+            return await self.step_up(session, self._url())
         removed = await self.store.remove_passkey(session.subject, form.get("credential", ""))
         if removed:
             self._event("mfa_removed", session.subject, factor="passkey")

@@ -190,8 +190,15 @@ class LoginFlow:
         self, request: Request, session: BrowserSession, subject: str, amr: list[str], tx: str,
         method: str,
     ) -> Response:  # fmt: skip
-        """A new authenticated session id, the audit event, the way back to what the user
-        was doing (the authorization request, the device page or the account page)."""
+        new, url = await self.complete(request, session, subject, amr, tx, method)
+        return self.pages.redirect(url, new)
+
+    async def complete(
+        self, request: Request, session: BrowserSession, subject: str, amr: list[str], tx: str,
+        method: str,
+    ) -> tuple[BrowserSession, str]:  # fmt: skip
+        """A new authenticated session id, the audit event, and where the browser goes
+        next (the authorization request, the device page or the account page)."""
         acr, amr_out = assurance(amr)
         ip = client_ip(request)
         ua = request.headers.get("user-agent", "")[:255]
@@ -204,16 +211,14 @@ class LoginFlow:
                        "amr": list(amr_out), "acr": acr})  # fmt: skip
         item = new.pending().get(tx)
         if not isinstance(item, dict):
-            return self.pages.redirect(self.ctx.url("/account"), new)
+            return new, self.ctx.url("/account")
         item["fresh"] = True
-        await self.pages.sessions.save(new)
         kind = item.get("kind")
-        if kind == "device":
-            return self.pages.redirect(f"{self.ctx.url('/device')}?{urlencode({'tx': tx})}", new)
         if kind == "account":
             new.pending().pop(tx, None)
-            await self.pages.sessions.save(new)
-            return self.pages.redirect(str(item.get("next") or self.ctx.url("/account")), new)
-        return self.pages.redirect(
-            f"{self.ctx.url('/authorize/resume')}?{urlencode({'tx': tx})}", new
-        )
+        await self.pages.sessions.save(new)
+        if kind == "device":
+            return new, f"{self.ctx.url('/device')}?{urlencode({'tx': tx})}"
+        if kind == "account":
+            return new, str(item.get("next") or self.ctx.url("/account"))
+        return new, f"{self.ctx.url('/authorize/resume')}?{urlencode({'tx': tx})}"

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.credentials._passwords import Passwords
 from bastion.identity._account import AccountPages
+from bastion.identity._passkey_web import PasskeyPages
 from bastion.identity._store import IdentityStore
 from bastion.identity._web import LoginFlow
 from bastion.identity.steps import RecoveryCodeStep, TotpStep
@@ -36,5 +37,6 @@ def install(
         RecoveryCodeStep(store, throttle),
     )
     account = AccountPages(pages, store, users, passwords)
-    pages.extra_routes += [*flow.routes(), *account.routes()]
+    passkeys = PasskeyPages(pages, flow, account, store, users, throttle)
+    pages.extra_routes += [*flow.routes(), *passkeys.routes(), *account.routes()]
     return store

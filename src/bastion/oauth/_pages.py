@@ -109,13 +109,13 @@ class Pages:
         if self.ctx.issuer.startswith("https://"):
             headers["Strict-Transport-Security"] = "max-age=31536000"
         response = HTMLResponse(body, status_code=status, headers=headers)
-        self._cookie(response, session)
+        self.set_cookie(response, session)
         return response
 
     def error_page(self, status: int, error: str, description: str = "") -> HTMLResponse:
         return self.page("error.html", status, error=error, description=description)
 
-    def _cookie(self, response: Response, session: BrowserSession | None) -> None:
+    def set_cookie(self, response: Response, session: BrowserSession | None) -> None:
         if session is not None and session.cookie is not None:
             response.set_cookie(
                 self.cookie_name,
@@ -129,14 +129,14 @@ class Pages:
 
     def redirect(self, url: str, session: BrowserSession | None = None) -> Response:
         response = RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
-        self._cookie(response, session)
+        self.set_cookie(response, session)
         return response
 
     def client_redirect(
         self, result: OAuthResponse, session: BrowserSession | None = None
     ) -> Response:
         response = to_response(result)
-        self._cookie(response, session)
+        self.set_cookie(response, session)
         return response
 
     async def static_file(self, request: Request) -> Response:
