@@ -147,6 +147,11 @@ class RouteConfig(_Frozen):
     assertion: bool = False
     forward_credentials: bool = False
     timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    # RFC 9470 step-up: the token must carry this ``acr`` (e.g. urn:bastion:acr:mfa) and
+    # an ``auth_time`` no older than ``max_age`` seconds; otherwise 401
+    # insufficient_user_authentication with acr_values/max_age in the challenge.
+    acr: str | None = Field(None, pattern=r"^[\x21\x23-\x5b\x5d-\x7e]{1,255}$")
+    max_age: int | None = Field(None, ge=0)
 
     @field_validator("path_prefix")
     @classmethod
@@ -178,6 +183,8 @@ class RouteConfig(_Frozen):
             raise ValueError("a route must list auth methods, or say public: true")
         if self.public and (self.scopes or self.roles):
             raise ValueError("a public route cannot require scopes or roles")
+        if self.public and (self.acr is not None or self.max_age is not None):
+            raise ValueError("a public route cannot require acr or max_age")
         return self
 
 

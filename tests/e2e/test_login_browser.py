@@ -151,3 +151,27 @@ def test_cross_site_post_without_csrf_is_refused(
     page.goto(f"{served.base}/oauth2/account")
     assert page.url == f"{served.base}/oauth2/account"  # still signed in
     assert page.inner_text("#subject") == user
+
+
+def test_protected_action_asks_for_the_second_factor(page: Page, served: Served) -> None:
+    user = served.add_user("stu")
+    sign_in(page, served, user)
+    page.wait_for_url(f"{served.base}/oauth2/account")
+    secret = enrol_totp(page)
+    first = totp.totp(secret, time.time())
+    page.goto(f"{served.base}/oauth2/account")
+    # The session was opened with the password only: new recovery codes need the 2nd factor.
+    page.click("#new-codes")
+    page.wait_for_selector("input.otp")
+    assert "Verify it" in page.inner_text("h1")
+    shot(page, "09-step-up")
+    before = {c["name"]: c["value"] for c in page.context.cookies()}["__Host-bastion-session"]
+    page.fill("#code", code_after(secret, first))
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{served.base}/oauth2/account")
+    after = {c["name"]: c["value"] for c in page.context.cookies()}["__Host-bastion-session"]
+    assert after != before  # a new session id at step-up
+    assert "two-step verified" in page.inner_text("main")
+    page.click("#new-codes")
+    page.wait_for_selector("#recovery-codes")
+    assert "New recovery codes" in page.inner_text("h1")

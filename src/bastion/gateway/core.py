@@ -61,6 +61,13 @@ class MethodNotAllowed(BastionError):
     title = "Method not allowed"
 
 
+class InsufficientUserAuthentication(AuthenticationError):
+    """RFC 9470 §3: the token is valid but its authentication is too weak or too old."""
+
+    code = "insufficient_user_authentication"
+    title = "A stronger or more recent authentication is required"
+
+
 class InternalError(BastionError):
     status = 500
     code = "server_error"
@@ -160,6 +167,8 @@ class Gateway:
         if isinstance(error, RateLimited):
             # Report the exhausted policy, not an earlier one that still had room.
             decision.headers = list(error.headers)
+        elif isinstance(error, InsufficientUserAuthentication) and decision.route is not None:
+            decision.headers.append(("WWW-Authenticate", self._step_up(decision.route)))
         elif isinstance(error, AuthenticationError):
             decision.headers.extend(self._challenges(decision.route, error))
         elif isinstance(error, InsufficientScope) and decision.route is not None:
@@ -171,6 +180,31 @@ class Gateway:
                     f'scope="{scope}"',
                 )
             )
+
+    def _step_up(self, route: Route) -> str:
+        """RFC 9470 §3 challenge: what the client asks the authorization server for."""
+        challenge = (
+            f'Bearer realm="{self.config.basic.realm}", error="insufficient_user_authentication"'
+            ', error_description="A different authentication level is required"'
+        )
+        if route.config.acr is not None:
+            challenge += f', acr_values="{route.config.acr}"'
+        if route.config.max_age is not None:
+            challenge += f", max_age={route.config.max_age}"
+        return challenge
+
+    def _check_assurance(self, principal: Principal, route: Route) -> None:
+        """RFC 9470: the route's ``acr`` and ``max_age`` against the token's claims."""
+        required, max_age = route.config.acr, route.config.max_age
+        if required is None and max_age is None:
+            return
+        claims = principal.claims
+        if required is not None and claims.get("acr") != required:
+            raise InsufficientUserAuthentication("acr_too_weak")
+        if max_age is not None:
+            auth_time = claims.get("auth_time")
+            if not isinstance(auth_time, int) or self.clock() - auth_time > max_age:
+                raise InsufficientUserAuthentication("authentication_too_old")
 
     def _challenges(self, route: Route | None, error: AuthenticationError) -> list[tuple[str, str]]:
         methods = route.auth if route is not None else tuple(self.authenticators)
@@ -221,6 +255,8 @@ class Gateway:
         tightest = await limit("ip", rates.per_ip, request.client_ip, None)
         principal = ANONYMOUS if route.config.public else await self._authenticate(request, route)
         decision.principal = principal
+        if principal is not ANONYMOUS:
+            self._check_assurance(principal, route)
         self._authorize(principal, route)
         if principal is not ANONYMOUS:
             subject = f"{principal.credential.value}:{principal.subject}"
