@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -44,30 +45,35 @@ def stored_user(config: Path, name: str):
 
 
 def test_add_with_prompt_stores_an_argon2id_hash(config: Path) -> None:
-    result = invoke(config, "add", "alice", "--roles", "ops,admin", input="s3cret pw\ns3cret pw\n")
+    result = invoke(
+        config, "add", "alice", "--roles", "ops,admin", input="s3cret pw horse\ns3cret pw horse\n"
+    )
     assert result.exit_code == 0, result.output
     assert "s3cret" not in result.stdout
     user = stored_user(config, "alice")
     assert user.roles == ("admin", "ops")
     assert user.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
-    assert make_hasher().verify(user.password_hash, "s3cret pw")
+    assert make_hasher().verify(user.password_hash, "s3cret pw horse")
 
 
 def test_prompt_confirmation_mismatch_stores_nothing(config: Path) -> None:
-    result = invoke(config, "add", "alice", input="one\ntwo\none\none\n")
+    one, two = "one passphrase", "two passphrase"
+    result = invoke(config, "add", "alice", input=f"{one}\n{two}\n{one}\n{one}\n")
     assert result.exit_code == 0  # typer asks again until both match
-    assert make_hasher().verify(stored_user(config, "alice").password_hash, "one")
+    assert make_hasher().verify(stored_user(config, "alice").password_hash, one)
 
 
 def test_password_stdin_and_passwd(config: Path) -> None:
-    assert invoke(config, "add", "bob", "--password-stdin", input="first\n").exit_code == 0
-    result = invoke(config, "passwd", "bob", "--password-stdin", input="second\r\n")
+    assert (
+        invoke(config, "add", "bob", "--password-stdin", input="first passphrase\n").exit_code == 0
+    )
+    result = invoke(config, "passwd", "bob", "--password-stdin", input="second passphrase\r\n")
     assert result.exit_code == 0, result.output
-    assert make_hasher().verify(stored_user(config, "bob").password_hash, "second")
+    assert make_hasher().verify(stored_user(config, "bob").password_hash, "second passphrase")
 
 
 def test_disable_enable_roles_and_list(config: Path) -> None:
-    invoke(config, "add", "carol", "--password-stdin", input="pw\n")
+    invoke(config, "add", "carol", "--password-stdin", input="a fine passphrase\n")
     assert invoke(config, "disable", "carol").exit_code == 0
     assert stored_user(config, "carol").disabled is True
     listing = invoke(config, "list")
@@ -87,7 +93,7 @@ def test_disable_enable_roles_and_list(config: Path) -> None:
         (["add", "ok", "--password-stdin"], "\n", "password is empty"),
         (["add", "ok", "--password-stdin"], "x" * 1025 + "\n", "longer than 1024 bytes"),
         (["disable", "ghost"], None, "no user 'ghost'"),
-        (["passwd", "ghost", "--password-stdin"], "pw\n", "no user 'ghost'"),
+        (["passwd", "ghost", "--password-stdin"], "a fine passphrase\n", "no user 'ghost'"),
     ],
 )
 def test_bad_input_is_one_line_exit_1(
@@ -100,8 +106,8 @@ def test_bad_input_is_one_line_exit_1(
 
 
 def test_duplicate_user(config: Path) -> None:
-    invoke(config, "add", "dan", "--password-stdin", input="pw\n")
-    result = invoke(config, "add", "dan", "--password-stdin", input="pw\n")
+    invoke(config, "add", "dan", "--password-stdin", input="a fine passphrase\n")
+    result = invoke(config, "add", "dan", "--password-stdin", input="a fine passphrase\n")
     assert result.exit_code == 1
     assert "already exists" in result.stderr
 
@@ -157,6 +163,48 @@ def test_unreachable_postgres_exits_2(tmp_path: Path) -> None:
 
 def test_config_from_environment(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BASTION_CONFIG", str(config))
-    result = runner.invoke(root, ["users", "add", "eve", "--password-stdin"], input="pw\n")
+    result = runner.invoke(
+        root, ["users", "add", "eve", "--password-stdin"], input="a fine passphrase\n"
+    )
     assert result.exit_code == 0, result.output
     assert stored_user(config, "eve") is not None
+
+
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [("password123!", "too common"), ("short pw", "at least 12"),
+     ("my name is alice!", "username")],
+)  # fmt: skip
+def test_the_password_policy_applies(config: Path, password: str, problem: str) -> None:
+    result = invoke(config, "add", "alice", "--password-stdin", input=f"{password}\n")
+    assert result.exit_code == 1
+    assert problem in result.stderr
+
+
+def test_reset_mfa_removes_factors_and_sessions(config: Path) -> None:
+    from bastion.identity import IdentityStore
+    from bastion.store import run_with_store
+
+    assert (
+        invoke(config, "add", "fay", "--password-stdin", input="a fine passphrase\n").exit_code == 0
+    )
+
+    async def enrol(ctx: Any) -> None:
+        store = IdentityStore(ctx.engine, ctx.keyring)
+        await store.start_totp("fay", "JBSWY3DPEHPK3PXP")
+        await store.use_totp_step("fay", 1, confirm=True)
+        await store.new_recovery_codes("fay")
+
+    run_with_store(config, enrol)
+    listed = invoke(config, "list")
+    assert "totp" in listed.stdout
+    assert "JBSWY3DP" not in listed.stdout
+    result = invoke(config, "reset-mfa", "fay")
+    assert result.exit_code == 0, result.stderr
+    assert "second factors of fay removed" in result.stderr
+
+    async def factors(ctx: Any) -> Any:
+        return await IdentityStore(ctx.engine, ctx.keyring).factors("fay")
+
+    assert not run_with_store(config, factors).any
+    assert invoke(config, "reset-mfa", "ghost").exit_code == 1

@@ -32,19 +32,23 @@ def claims(config: Path, name: str) -> dict[str, Any]:
 
 def test_add_with_email_and_name(config: Path) -> None:
     args = ["--email", "alice@example.com", "--name", "Alice Liddell", "--email-verified"]
-    result = invoke(config, "add", "alice", *args, "--password-stdin", input="pw pw pw 1\n")
+    result = invoke(config, "add", "alice", *args, "--password-stdin", input="pw pw pw 1 okay\n")
     assert result.exit_code == 0, result.output
     assert claims(config, "alice") == {
         "email": "alice@example.com", "email_verified": True, "name": "Alice Liddell"}  # fmt: skip
 
 
 def test_add_without_them_leaves_them_empty(config: Path) -> None:
-    assert invoke(config, "add", "bob", "--password-stdin", input="pw pw pw 1\n").exit_code == 0
+    assert (
+        invoke(config, "add", "bob", "--password-stdin", input="pw pw pw 1 okay\n").exit_code == 0
+    )
     assert claims(config, "bob") == {"email": None, "email_verified": False, "name": None}
 
 
 def test_profile_sets_changes_and_clears(config: Path) -> None:
-    assert invoke(config, "add", "bob", "--password-stdin", input="pw pw pw 1\n").exit_code == 0
+    assert (
+        invoke(config, "add", "bob", "--password-stdin", input="pw pw pw 1 okay\n").exit_code == 0
+    )
     done = invoke(config, "profile", "bob", "--email", "bob@example.com", "--email-verified")
     assert done.exit_code == 0, done.output
     assert claims(config, "bob") == {
@@ -77,7 +81,9 @@ def test_profile_sets_changes_and_clears(config: Path) -> None:
     ],
 )
 def test_profile_refuses_bad_values(config: Path, args: tuple[str, ...]) -> None:
-    assert invoke(config, "add", "bob", "--password-stdin", input="pw pw pw 1\n").exit_code == 0
+    assert (
+        invoke(config, "add", "bob", "--password-stdin", input="pw pw pw 1 okay\n").exit_code == 0
+    )
     result = invoke(config, "profile", "bob", *args)
     assert result.exit_code == 1
     assert claims(config, "bob") == {"email": None, "email_verified": False, "name": None}

@@ -24,6 +24,7 @@ from bastion.cli._common import (
 )
 from bastion.credentials._passwords import hash_password
 from bastion.credentials.basic import check_password, check_username
+from bastion.identity import Factors, IdentityStore, password_problems
 from bastion.model import system_clock
 from bastion.store import StoreContext, UserRecord
 from bastion.store._db import RecordNotFound, db_errors, now_utc
@@ -39,15 +40,16 @@ def _username(name: str) -> str:
         fail(str(exc), 1)
 
 
-def _read_password(from_stdin: bool) -> str:
+def _read_password(from_stdin: bool, username: str) -> str:
+    """The new password, checked against the NIST SP 800-63B policy (docs/mfa.md)."""
     if from_stdin:
         password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
-        return check_password(password)
-    except ValueError as exc:
-        fail(str(exc), 1)
+    problems = password_problems(password, username=username)
+    if problems:
+        fail("; ".join(problems), 1)
+    return check_password(password)
 
 
 PasswordStdin = Annotated[
@@ -122,7 +124,7 @@ def add(
     """Add a user; the password is prompted for (hidden, twice) or read from stdin."""
     name = _username(username)
     profile = _profile(email, display_name, email_verified)
-    password_hash = hash_password(_read_password(password_stdin))
+    password_hash = hash_password(_read_password(password_stdin, name))
 
     async def body(ctx: StoreContext) -> UserRecord:
         user = await ctx.users.add(name, password_hash, roles=split_list(roles))
@@ -140,7 +142,7 @@ def passwd(
 ) -> None:
     """Set a user's password."""
     name = _username(username)
-    password_hash = hash_password(_read_password(password_stdin))
+    password_hash = hash_password(_read_password(password_stdin, name))
     run_command(config, lambda ctx: ctx.users.set_password(name, password_hash))
     err.print(Text(f"password changed for {name}"))
 
@@ -190,16 +192,44 @@ def set_roles(
     err.print(Text(f"roles of {name}: {', '.join(user.roles) or '-'}"))
 
 
+@app.command("reset-mfa")
+def reset_mfa(username: str, config: ConfigPath = DEFAULT_CONFIG) -> None:
+    """Remove a user's second factors (authenticator app, recovery codes, passkeys) and
+    sign them out everywhere: for a user who lost every factor, after checking who they are."""
+    name = _username(username)
+
+    async def body(ctx: StoreContext) -> int:
+        if await ctx.users.get_by_username(name) is None:
+            raise RecordNotFound(f"no user {name!r}", detail=f"no user {name!r}")
+        return await IdentityStore(ctx.engine, ctx.keyring).reset(name)
+
+    ended = run_command(config, body)
+    err.print(Text(f"second factors of {name} removed; {ended} session(s) ended"))
+
+
+def _mfa(factors: Factors) -> str:
+    kinds = ["totp"] if factors.totp else []
+    if factors.passkeys:
+        kinds.append(f"{factors.passkeys} passkey{'s' if factors.passkeys > 1 else ''}")
+    return ", ".join(kinds) or "-"
+
+
 @app.command("list")
 def list_users(config: ConfigPath = DEFAULT_CONFIG) -> None:
-    """List users (never their password hashes)."""
-    users = run_command(config, lambda ctx: ctx.users.list())
-    table = Table("username", "roles", "status", "created", "updated")
-    for user in users:
+    """List users with their second factors (never a password hash or a secret)."""
+
+    async def body(ctx: StoreContext) -> list[tuple[UserRecord, Factors]]:
+        identity = IdentityStore(ctx.engine, ctx.keyring)
+        return [(u, await identity.factors(u.username)) for u in await ctx.users.list()]
+
+    rows = run_command(config, body)
+    table = Table("username", "roles", "status", "mfa", "created", "updated")
+    for user, factors in rows:
         table.add_row(
             Text(user.username),
             Text(", ".join(user.roles)),
             Text("disabled" if user.disabled else "active"),
+            Text(_mfa(factors)),
             when(user.created_at),
             when(user.updated_at),
         )

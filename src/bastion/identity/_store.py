@@ -14,12 +14,19 @@ from bastion.identity import recovery
 from bastion.keyring import Keyring
 from bastion.model import Clock, system_clock
 from bastion.store._db import db_errors, now_utc
-from bastion.store.models import LoginEvent, UserPasskey, UserRecoveryCode, UserTotp
+from bastion.store.models import (
+    LoginEvent,
+    OAuthSession,
+    UserPasskey,
+    UserRecoveryCode,
+    UserTotp,
+)
 
 _totp = cast(Table, UserTotp.__table__)
 _codes = cast(Table, UserRecoveryCode.__table__)
 _passkeys = cast(Table, UserPasskey.__table__)
 _events = cast(Table, LoginEvent.__table__)
+_sessions = cast(Table, OAuthSession.__table__)
 TOTP_PURPOSE = "totp-secret"
 EVENTS_KEPT = 50  # sign-in events kept per user
 
@@ -275,12 +282,15 @@ class IdentityStore:
                 )
         return Factors(bool(totp), int(passkeys or 0), int(codes or 0))
 
-    async def reset(self, subject: str) -> None:
-        """Remove every second factor (TOTP, recovery codes, passkeys) of a user."""
+    async def reset(self, subject: str) -> int:
+        """Remove every second factor (TOTP, recovery codes, passkeys) of a user and end
+        their browser sessions; returns how many sessions ended."""
         with db_errors("factors"):
             async with self._engine.begin() as conn:
                 for table in (_totp, _codes, _passkeys):
                     await conn.execute(delete(table).where(table.c.subject == subject))
+                ended = await conn.execute(delete(_sessions).where(_sessions.c.subject == subject))
+        return int(ended.rowcount or 0)
 
     # --- sign-in activity ---------------------------------------------------------
 
