@@ -166,10 +166,15 @@ def profile(
 
 @app.command("disable")
 def disable(username: str, config: ConfigPath = DEFAULT_CONFIG) -> None:
-    """Disable a user: their password stops working at once."""
+    """Disable a user: their password stops working at once and their sessions end."""
     name = _username(username)
-    run_command(config, lambda ctx: ctx.users.disable(name))
-    err.print(Text(f"disabled {name}"))
+
+    async def body(ctx: StoreContext) -> int:
+        await ctx.users.disable(name)
+        return await IdentityStore(ctx.engine, ctx.keyring).end_sessions(name)
+
+    ended = run_command(config, body)
+    err.print(Text(f"disabled {name}; {ended} session(s) ended"))
 
 
 @app.command("enable")

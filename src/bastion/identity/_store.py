@@ -292,6 +292,13 @@ class IdentityStore:
                 ended = await conn.execute(delete(_sessions).where(_sessions.c.subject == subject))
         return int(ended.rowcount or 0)
 
+    async def end_sessions(self, subject: str) -> int:
+        """Delete every browser session of ``subject`` (a disabled user's too)."""
+        with db_errors("sessions"):
+            async with self._engine.begin() as conn:
+                ended = await conn.execute(delete(_sessions).where(_sessions.c.subject == subject))
+        return int(ended.rowcount or 0)
+
     # --- sign-in activity ---------------------------------------------------------
 
     async def record_event(self, subject: str, **values: str) -> None:

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.credentials._passwords import Passwords
 from bastion.identity._account import AccountPages
+from bastion.identity._admin import AdminAuth, UsersAdmin
 from bastion.identity._passkey_web import PasskeyPages
 from bastion.identity._store import IdentityStore
 from bastion.identity._web import LoginFlow
@@ -24,9 +25,11 @@ def install(
     keyring: Keyring,
     passwords: Passwords,
     throttle: Throttle,
+    admin_auth: AdminAuth,
     clock: Clock = system_clock,
 ) -> IdentityStore:
-    """Add ``/oauth2/login`` and ``/oauth2/account[/...]`` to ``pages``."""
+    """Add ``/oauth2/login[/...]``, ``/oauth2/account[/...]`` and the users admin API
+    (``/oauth2/admin/users``) to ``pages``."""
     users = UserStore(engine, clock=clock)
     store = IdentityStore(engine, keyring, clock=clock)
     flow = LoginFlow(
@@ -38,5 +41,8 @@ def install(
     )
     account = AccountPages(pages, store, users, passwords)
     passkeys = PasskeyPages(pages, flow, account, store, users, throttle)
-    pages.extra_routes += [*flow.routes(), *passkeys.routes(), *account.routes()]
+    admin = UsersAdmin(pages, admin_auth, users, store, passwords)
+    pages.extra_routes += [
+        *flow.routes(), *passkeys.routes(), *account.routes(), *admin.routes()
+    ]  # fmt: skip
     return store

@@ -77,6 +77,6 @@ async def mount(
     )
     pages = Pages(server, sessions, throttle)
     install(pages, engine=engine, keyring=keyring, passwords=passwords, throttle=throttle,
-            clock=clock)  # fmt: skip
+            admin_auth=admin_auth, clock=clock)  # fmt: skip
     app = build_app(server, admin_auth, pages)
     return AuthorizationServer(server, app)

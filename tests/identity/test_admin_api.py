@@ -1,0 +1,54 @@
+"""The users admin API: admins only; create (policy applies), list with factors,
+disable (sessions end), reset-mfa."""
+
+from __future__ import annotations
+
+import httpx
+
+from bastion.gateway.app import GatewayApp
+from tests._deploy import Deployment
+from tests.identity._flows import enrol_totp, password_login
+from tests.oauth._helpers import browser
+
+
+def api(app: GatewayApp, issuer: str, key: str | None) -> httpx.AsyncClient:
+    headers = {"x-api-key": key} if key else {}
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50010))
+    return httpx.AsyncClient(transport=transport, base_url=issuer, headers=headers)
+
+
+async def test_users_admin_api(app: GatewayApp, issuer: str, deployment: Deployment) -> None:
+    anonymous = api(app, issuer, None)
+    assert (await anonymous.get("/oauth2/admin/users")).status_code == 401
+    user_key = api(app, issuer, deployment.api_key)
+    assert (await user_key.get("/oauth2/admin/users")).status_code == 403
+    admin = api(app, issuer, deployment.admin_key)
+    weak = await admin.post(
+        "/oauth2/admin/users", json={"username": "zoe", "password": "qwerty123"}
+    )
+    assert weak.status_code == 400
+    assert weak.json()["error"] == "weak_password"
+    made = await admin.post("/oauth2/admin/users", json={
+        "username": "zoe", "password": "a long secret phrase here", "roles": ["user"]})  # fmt: skip
+    assert made.status_code == 201
+    assert "password" not in made.text
+    agent = browser(app, issuer)
+    await password_login(agent, "zoe", "a long secret phrase here")
+    await enrol_totp(agent)
+    listed = {u["username"]: u for u in (await admin.get("/oauth2/admin/users")).json()}
+    assert listed["zoe"]["mfa"]["totp"] is True
+    assert listed["zoe"]["mfa"]["recovery_codes"] == 10
+    reset = await admin.post("/oauth2/admin/users/zoe/reset-mfa")
+    assert reset.status_code == 200
+    assert reset.json()["mfa"] == {"totp": False, "passkeys": 0, "recovery_codes": 0}
+    assert reset.json()["sessions_ended"] == 1
+    assert (await agent.get("/oauth2/account")).status_code == 303  # signed out
+    await password_login(agent, "zoe", "a long secret phrase here")
+    disabled = await admin.post("/oauth2/admin/users/zoe/disable")
+    assert disabled.json()["disabled"] is True
+    assert disabled.json()["sessions_ended"] == 1
+    refused = await password_login(browser(app, issuer), "zoe", "a long secret phrase here")
+    assert refused.status_code == 401
+    assert (await admin.post("/oauth2/admin/users/ghost/disable")).status_code == 404
+    for client in (anonymous, user_key, admin, agent):
+        await client.aclose()
