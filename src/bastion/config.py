@@ -278,6 +278,20 @@ class SystemConfig(_Frozen):
     )
 
 
+class LoginProviderConfig(_Frozen):
+    """An external OpenID provider offered as a button on the login page (docs/mfa.md)."""
+
+    name: str = Field(pattern=r"^[a-z0-9-]{1,32}$")  # in URLs: /oauth2/login/external/<name>
+    display_name: str = Field(min_length=1, max_length=64)
+    issuer: str = Field(min_length=1)  # must equal the discovery document's issuer
+    discovery_url: AnyHttpUrl | None = None  # default: <issuer>/.well-known/openid-configuration
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    # Sign in a local user whose verified email equals the provider's verified email.
+    link_by_email: bool = True
+
+
 class OAuthConfig(_Frozen):
     """The authorization server (OAuth 2.1 + OpenID Connect); see docs/oauth.md."""
 
@@ -306,6 +320,7 @@ class OAuthConfig(_Frozen):
     key_publish_ahead_seconds: int = Field(3600, ge=0)
     scopes: list[str] = Field(default_factory=list)  # API scopes offered besides OIDC's
     admin_role: str = "admin"
+    login_providers: list[LoginProviderConfig] = Field(default_factory=list)
 
     @field_validator("scopes")
     @classmethod

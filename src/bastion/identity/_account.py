@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bastion.config import LoginProviderConfig
 from bastion.credentials._passwords import Passwords
 from bastion.identity import totp
 from bastion.identity._device import device
@@ -29,8 +30,10 @@ if TYPE_CHECKING:
 
 class AccountPages:
     def __init__(
-        self, pages: Pages, store: IdentityStore, users: UserStore, passwords: Passwords
-    ) -> None:
+        self, pages: Pages, store: IdentityStore, users: UserStore, passwords: Passwords,
+        *, providers: list[LoginProviderConfig] | None = None,
+    ) -> None:  # fmt: skip
+        self.providers = providers or []
         self.pages = pages
         self.ctx = pages.ctx
         self.store = store
@@ -48,6 +51,7 @@ class AccountPages:
             Route(f"{a}/passkeys/remove", guarded(self.remove_passkey), methods=["POST"]),
             Route(f"{a}/sessions/end", guarded(self.end_session), methods=["POST"]),
             Route(f"{a}/sessions/end-all", guarded(self.end_all), methods=["POST"]),
+            Route(f"{a}/external/unlink", guarded(self.unlink), methods=["POST"]),
         ]
 
     # --- helpers -------------------------------------------------------------------
@@ -95,13 +99,19 @@ class AccountPages:
         subject = session.subject
         factors = await self.store.factors(subject)
         sessions = await self.pages.sessions.of_subject(subject)
+        linked = {issuer for issuer, _ in await self.store.links(subject)}
+        external = [
+            {"name": p.name, "display_name": p.display_name, "linked": p.issuer in linked,
+             "link": f"{self.ctx.url('/login/external/' + p.name)}?link=1"}
+            for p in self.providers
+        ]  # fmt: skip
         return self.pages.page(
             "account.html", status, session=session, csrf=session.csrf, subject=subject,
             factors=factors, passkeys=await self.store.passkeys(subject),
             sessions=[(s, device(s.user_agent), s.id_hash == session.id_hash) for s in sessions],
             events=await self.store.events(subject, 10), message=message, error=error,
             mfa=session.acr == ACR_MFA, base=self._url(),
-            passkeys_url=self.ctx.url("/account/passkeys"),
+            passkeys_url=self.ctx.url("/account/passkeys"), external=external,
         )  # fmt: skip
 
     # --- password ------------------------------------------------------------------
@@ -204,6 +214,18 @@ class AccountPages:
         if removed:
             self._event("mfa_removed", session.subject, factor="passkey")
         return await self.account(request, message="The passkey is removed." if removed else "")
+
+    async def unlink(self, request: Request) -> Response:
+        session, form = await self.pages.posted(request)
+        if session is None or not session.subject:
+            return self.pages.error_page(400, "invalid_request", "your session has expired")
+        if not await self.recent(session):
+            return await self.step_up(session, self._url())
+        for p in self.providers:
+            if p.name == form.get("provider"):
+                await self.store.unlink(session.subject, p.issuer)
+                self._event("external_account_unlinked", session.subject, issuer=p.issuer)
+        return self.pages.redirect(self._url())
 
     # --- sessions ------------------------------------------------------------------
 

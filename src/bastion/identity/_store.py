@@ -15,8 +15,10 @@ from bastion.keyring import Keyring
 from bastion.model import Clock, system_clock
 from bastion.store._db import db_errors, now_utc
 from bastion.store.models import (
+    FederatedIdentity,
     LoginEvent,
     OAuthSession,
+    User,
     UserPasskey,
     UserRecoveryCode,
     UserTotp,
@@ -27,6 +29,8 @@ _codes = cast(Table, UserRecoveryCode.__table__)
 _passkeys = cast(Table, UserPasskey.__table__)
 _events = cast(Table, LoginEvent.__table__)
 _sessions = cast(Table, OAuthSession.__table__)
+_links = cast(Table, FederatedIdentity.__table__)
+_users = cast(Table, User.__table__)
 TOTP_PURPOSE = "totp-secret"
 EVENTS_KEPT = 50  # sign-in events kept per user
 
@@ -298,6 +302,64 @@ class IdentityStore:
             async with self._engine.begin() as conn:
                 ended = await conn.execute(delete(_sessions).where(_sessions.c.subject == subject))
         return int(ended.rowcount or 0)
+
+    # --- external identities ------------------------------------------------------
+
+    async def linked_subject(self, issuer: str, external_subject: str) -> str | None:
+        with db_errors("federation"):
+            async with self._engine.connect() as conn:
+                return await conn.scalar(
+                    select(_links.c.subject).where(
+                        _links.c.issuer == issuer, _links.c.external_subject == external_subject
+                    )
+                )
+
+    async def link(self, issuer: str, external_subject: str, subject: str) -> None:
+        """Link (or re-link) an external account to ``subject``."""
+        with db_errors("federation"):
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    delete(_links).where(
+                        _links.c.issuer == issuer, _links.c.external_subject == external_subject
+                    )
+                )
+                await conn.execute(
+                    insert(_links).values(issuer=issuer, external_subject=external_subject,
+                                          subject=subject, created_at=now_utc(self._clock))
+                )  # fmt: skip
+
+    async def links(self, subject: str) -> list[tuple[str, str]]:
+        """``(issuer, external subject)`` of every external account linked to ``subject``."""
+        with db_errors("federation"):
+            async with self._engine.connect() as conn:
+                rows = await conn.execute(
+                    select(_links.c.issuer, _links.c.external_subject).where(
+                        _links.c.subject == subject
+                    )
+                )
+                return [(r.issuer, r.external_subject) for r in rows]
+
+    async def unlink(self, subject: str, issuer: str) -> None:
+        with db_errors("federation"):
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    delete(_links).where(_links.c.subject == subject, _links.c.issuer == issuer)
+                )
+
+    async def user_by_verified_email(self, email: str) -> str | None:
+        """The one user whose verified email is ``email`` (case-insensitive), if exactly one."""
+        with db_errors("federation"):
+            async with self._engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(_users.c.username).where(
+                            func.lower(_users.c.email) == email.lower(),
+                            _users.c.email_verified.is_(True),
+                            _users.c.disabled.is_(False),
+                        )
+                    )
+                ).all()
+        return rows[0].username if len(rows) == 1 else None
 
     # --- sign-in activity ---------------------------------------------------------
 

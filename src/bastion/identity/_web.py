@@ -46,7 +46,7 @@ class LoginFlow:
         totp: TotpStep,
         recovery: RecoveryCodeStep,
         *,
-        providers: list[dict[str, str]] | None = None,
+        providers: list[tuple[str, str]] | None = None,
     ) -> None:
         self.pages = pages
         self.ctx = pages.ctx
@@ -90,7 +90,11 @@ class LoginFlow:
             "login.html", status, session=session, tx=tx, csrf=session.csrf,
             username=username, message=message, action=self.ctx.url("/login"), reauth=reauth,
             passkey_url=f"{self.ctx.url('/login/passkey')}?{urlencode({'tx': tx})}",
-            providers=self.providers,
+            providers=[
+                {"name": name, "display_name": shown,
+                 "url": f"{self.ctx.url('/login/external/' + name)}?{urlencode({'tx': tx})}"}
+                for name, shown in self.providers
+            ],
         )  # fmt: skip
 
     async def mfa_page(

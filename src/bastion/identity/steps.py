@@ -18,7 +18,8 @@ from bastion.model import Clock, system_clock
 from bastion.oauth._context import ACR_MFA, ACR_PASSWORD
 from bastion.oauth.login import StepResult, Throttle
 
-KNOWLEDGE = frozenset({"pwd", "pin", "kba"})
+# "fed" (a sign-in at an external provider, bastion's own value) counts as a first factor.
+KNOWLEDGE = frozenset({"pwd", "pin", "kba", "fed"})
 POSSESSION = frozenset({"otp", "hwk", "swk", "sms"})
 INHERENCE = frozenset({"fpt", "face", "iris", "retina", "vbm"})
 WRONG_CODE = "That code is not right. Try again."

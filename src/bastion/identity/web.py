@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.credentials._passwords import Passwords
 from bastion.identity._account import AccountPages
 from bastion.identity._admin import AdminAuth, UsersAdmin
+from bastion.identity._federation_web import FederationPages
 from bastion.identity._passkey_web import PasskeyPages
 from bastion.identity._store import IdentityStore
 from bastion.identity._web import LoginFlow
+from bastion.identity.federation import ExternalProvider
 from bastion.identity.steps import RecoveryCodeStep, TotpStep
 from bastion.keyring import Keyring
 from bastion.model import Clock, system_clock
@@ -27,22 +30,33 @@ def install(
     throttle: Throttle,
     admin_auth: AdminAuth,
     clock: Clock = system_clock,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> IdentityStore:
     """Add ``/oauth2/login[/...]``, ``/oauth2/account[/...]`` and the users admin API
     (``/oauth2/admin/users``) to ``pages``."""
     users = UserStore(engine, clock=clock)
     store = IdentityStore(engine, keyring, clock=clock)
+    configured = pages.ctx.config.oauth.login_providers
+    providers = {
+        p.name: ExternalProvider(
+            p, pages.ctx.url(f"/login/external/{p.name}/callback"), transport=transport
+        )
+        for p in configured
+    }
     flow = LoginFlow(
         pages,
         store,
         PasswordStep(users, passwords, throttle),
         TotpStep(store, throttle, clock),
         RecoveryCodeStep(store, throttle),
+        providers=[(p.name, p.display_name) for p in configured],
     )
-    account = AccountPages(pages, store, users, passwords)
+    account = AccountPages(pages, store, users, passwords, providers=configured)
+    federation = FederationPages(pages, flow, account, store, users, providers)
     passkeys = PasskeyPages(pages, flow, account, store, users, throttle)
     admin = UsersAdmin(pages, admin_auth, users, store, passwords)
     pages.extra_routes += [
-        *flow.routes(), *passkeys.routes(), *account.routes(), *admin.routes()
+        *flow.routes(), *passkeys.routes(), *federation.routes(), *account.routes(),
+        *admin.routes(),
     ]  # fmt: skip
     return store
