@@ -19,6 +19,7 @@ from starlette.routing import Route
 from bastion.errors import RateLimited
 from bastion.identity._device import device, place
 from bastion.identity._store import IdentityStore
+from bastion.identity.lockout import LoginThrottle
 from bastion.identity.steps import RecoveryCodeStep, TotpStep, assurance
 from bastion.oauth._http import guarded
 from bastion.oauth._session import BrowserSession
@@ -47,6 +48,7 @@ class LoginFlow:
         recovery: RecoveryCodeStep,
         *,
         providers: list[tuple[str, str]] | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.pages = pages
         self.ctx = pages.ctx
@@ -57,6 +59,7 @@ class LoginFlow:
             "recovery": recovery,
         }
         self.providers = providers or []
+        self.throttle = throttle
 
     def routes(self) -> list[Route]:
         return [Route("/oauth2/login", guarded(self.login), methods=["GET", "POST"])]
@@ -211,6 +214,8 @@ class LoginFlow:
                                               client_ip=ip, user_agent=ua)  # fmt: skip
         await self.store.record_event(subject, outcome="success", method=method, client_ip=ip,
                                       place=place(ip), device=device(ua))  # fmt: skip
+        if self.throttle is not None:
+            await self.throttle.record_success(account=subject, ip=ip)
         self.ctx.emit({"event": "login", "subject": subject, "client_ip": ip,
                        "amr": list(amr_out), "acr": acr})  # fmt: skip
         item = new.pending().get(tx)

@@ -13,11 +13,12 @@ from bastion.identity._passkey_web import PasskeyPages
 from bastion.identity._store import IdentityStore
 from bastion.identity._web import LoginFlow
 from bastion.identity.federation import ExternalProvider
+from bastion.identity.lockout import LoginThrottle
 from bastion.identity.steps import RecoveryCodeStep, TotpStep
 from bastion.keyring import Keyring
 from bastion.model import Clock, system_clock
 from bastion.oauth._pages import Pages
-from bastion.oauth.login import PasswordStep, Throttle
+from bastion.oauth.login import PasswordStep
 from bastion.store.users import UserStore
 
 
@@ -27,7 +28,6 @@ def install(
     engine: AsyncEngine,
     keyring: Keyring,
     passwords: Passwords,
-    throttle: Throttle,
     admin_auth: AdminAuth,
     clock: Clock = system_clock,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -35,6 +35,9 @@ def install(
     """Add ``/oauth2/login[/...]``, ``/oauth2/account[/...]`` and the users admin API
     (``/oauth2/admin/users``) to ``pages``."""
     users = UserStore(engine, clock=clock)
+    # The login steps use their own progressive, shared throttle (the gateway's limiter
+    # still guards the device page and the gateway's own credentials).
+    throttle = LoginThrottle(engine, emit=pages.ctx.emit, clock=clock)
     store = IdentityStore(engine, keyring, clock=clock)
     configured = pages.ctx.config.oauth.login_providers
     providers = {
@@ -50,6 +53,7 @@ def install(
         TotpStep(store, throttle, clock),
         RecoveryCodeStep(store, throttle),
         providers=[(p.name, p.display_name) for p in configured],
+        throttle=throttle,
     )
     account = AccountPages(pages, store, users, passwords, providers=configured)
     federation = FederationPages(pages, flow, account, store, users, providers)

@@ -76,7 +76,7 @@ async def mount(
         clock=clock,
     )
     pages = Pages(server, sessions, throttle)
-    install(pages, engine=engine, keyring=keyring, passwords=passwords, throttle=throttle,
+    install(pages, engine=engine, keyring=keyring, passwords=passwords,
             admin_auth=admin_auth, clock=clock)  # fmt: skip
     app = build_app(server, admin_auth, pages)
     return AuthorizationServer(server, app)
