@@ -6,6 +6,7 @@ password again instead): the page sends the user through the step-up login first
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
@@ -15,6 +16,7 @@ from starlette.routing import Route
 
 from bastion.config import LoginProviderConfig
 from bastion.credentials._passwords import Passwords
+from bastion.credentials.apikey import ApiKeys
 from bastion.identity import totp
 from bastion.identity._device import device
 from bastion.identity._store import IdentityStore
@@ -22,6 +24,8 @@ from bastion.identity.policy import password_problems
 from bastion.oauth._context import ACR_MFA
 from bastion.oauth._http import guarded
 from bastion.oauth._session import BrowserSession
+from bastion.store._db import now_utc
+from bastion.store.apikeys import ApiKeyRecord
 from bastion.store.users import UserStore
 
 if TYPE_CHECKING:
@@ -31,9 +35,10 @@ if TYPE_CHECKING:
 class AccountPages:
     def __init__(
         self, pages: Pages, store: IdentityStore, users: UserStore, passwords: Passwords,
-        *, providers: list[LoginProviderConfig] | None = None,
+        *, providers: list[LoginProviderConfig] | None = None, api_keys: ApiKeys | None = None,
     ) -> None:  # fmt: skip
         self.providers = providers or []
+        self.api_keys = api_keys
         self.pages = pages
         self.ctx = pages.ctx
         self.store = store
@@ -52,6 +57,8 @@ class AccountPages:
             Route(f"{a}/sessions/end", guarded(self.end_session), methods=["POST"]),
             Route(f"{a}/sessions/end-all", guarded(self.end_all), methods=["POST"]),
             Route(f"{a}/external/unlink", guarded(self.unlink), methods=["POST"]),
+            Route(f"{a}/api-keys", guarded(self.create_key), methods=["POST"]),
+            Route(f"{a}/api-keys/revoke", guarded(self.revoke_key), methods=["POST"]),
         ]
 
     # --- helpers -------------------------------------------------------------------
@@ -112,6 +119,7 @@ class AccountPages:
             events=await self.store.events(subject, 10), message=message, error=error,
             mfa=session.acr == ACR_MFA, base=self._url(),
             passkeys_url=self.ctx.url("/account/passkeys"), external=external,
+            keys=await self._keys(subject), scopes=self.ctx.config.oauth.scopes,
         )  # fmt: skip
 
     # --- password ------------------------------------------------------------------
@@ -225,6 +233,45 @@ class AccountPages:
             if p.name == form.get("provider"):
                 await self.store.unlink(session.subject, p.issuer)
                 self._event("external_account_unlinked", session.subject, issuer=p.issuer)
+        return self.pages.redirect(self._url())
+
+    # --- personal API keys ----------------------------------------------------------
+
+    async def _keys(self, subject: str) -> list[tuple[ApiKeyRecord, str]]:
+        if self.api_keys is None:
+            return []
+        now = now_utc(self.ctx.clock)
+        records = await self.api_keys.store.list(subject=subject)
+        return [(r, r.status(now)) for r in records if r.status(now) != "revoked"]
+
+    async def create_key(self, request: Request) -> Response:
+        """A personal API key (shown once): needs a recent second factor."""
+        session, form = await self.pages.posted(request)
+        if session is None or not session.subject or self.api_keys is None:
+            return self.pages.error_page(400, "invalid_request", "your session has expired")
+        if not await self.recent(session):
+            return await self.step_up(session, self._url())
+        name = " ".join(form.get("name", "").split())[:60] or "Personal key"
+        offered = set(self.ctx.config.oauth.scopes)
+        scopes = sorted(s for s in form.get("scopes", "").split() if s in offered)
+        days = form.get("days", "90")
+        expires = now_utc(self.ctx.clock) + timedelta(days=int(days) if days.isdigit() else 90)
+        issued = await self.api_keys.issue(name=name, subject=session.subject, scopes=scopes,
+                                           expires_at=min(expires, now_utc(self.ctx.clock)
+                                                          + timedelta(days=365)))  # fmt: skip
+        self._event("api_key_created", session.subject, key_id=issued.record.key_id)
+        return self.pages.page("api_key.html", session=session, key=issued.key,
+                               record=issued.record, account=self._url())  # fmt: skip
+
+    async def revoke_key(self, request: Request) -> Response:
+        session, form = await self.pages.posted(request)
+        if session is None or not session.subject or self.api_keys is None:
+            return self.pages.error_page(400, "invalid_request", "your session has expired")
+        key_id = form.get("key_id", "")
+        owned = {r.key_id for r, _ in await self._keys(session.subject)}
+        if key_id in owned:  # only the user's own keys
+            await self.api_keys.revoke(key_id)
+            self._event("api_key_revoked", session.subject, key_id=key_id)
         return self.pages.redirect(self._url())
 
     # --- sessions ------------------------------------------------------------------

@@ -6,6 +6,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.credentials._passwords import Passwords
+from bastion.credentials.apikey import ApiKeys
 from bastion.identity._account import AccountPages
 from bastion.identity._admin import AdminAuth, UsersAdmin
 from bastion.identity._federation_web import FederationPages
@@ -19,6 +20,7 @@ from bastion.keyring import Keyring
 from bastion.model import Clock, system_clock
 from bastion.oauth._pages import Pages
 from bastion.oauth.login import PasswordStep
+from bastion.store.apikeys import ApiKeyStore
 from bastion.store.users import UserStore
 
 
@@ -55,7 +57,11 @@ def install(
         providers=[(p.name, p.display_name) for p in configured],
         throttle=throttle,
     )
-    account = AccountPages(pages, store, users, passwords, providers=configured)
+    api_keys = ApiKeys.from_keyring(
+        ApiKeyStore(engine, clock=clock), keyring, pages.ctx.config.api_keys, clock=clock
+    )
+    account = AccountPages(pages, store, users, passwords, providers=configured,
+                           api_keys=api_keys)  # fmt: skip
     federation = FederationPages(pages, flow, account, store, users, providers)
     passkeys = PasskeyPages(pages, flow, account, store, users, throttle)
     admin = UsersAdmin(pages, admin_auth, users, store, passwords)
