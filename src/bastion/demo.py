@@ -10,8 +10,24 @@ from aiohttp import web
 _SHOWN_PREFIXES = ("x-bastion-", "x-forwarded-", "authorization", "x-api-key", "x-request-id")
 
 
+MAX_FILL = 16 * 1024 * 1024
+
+
 async def _echo(request: web.Request) -> web.StreamResponse:
     body = await request.read()
+    fill = request.query.get("fill", "")
+    if fill.isdigit() and int(fill) <= MAX_FILL:
+        # ?fill=N answers N bytes, streamed in chunks: for testing large responses.
+        response = web.StreamResponse(headers={"content-type": "application/octet-stream"})
+        response.content_length = int(fill)
+        await response.prepare(request)
+        left = int(fill)
+        while left:
+            step = min(left, 256 * 1024)
+            await response.write(b"x" * step)
+            left -= step
+        await response.write_eof()
+        return response
     headers = {k.lower(): v for k, v in request.headers.items()}
     seen = {k: v for k, v in headers.items() if k.startswith(_SHOWN_PREFIXES)}
     if "x-bastion-assertion" in seen:

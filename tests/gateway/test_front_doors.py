@@ -144,6 +144,18 @@ async def test_proxy_streams_large_bodies_both_ways(
     assert response.json()["body_bytes"] == len(body)
 
 
+@pytest.mark.parametrize("size", [10, 64 * 1024, 64 * 1024 + 1, 5 * 1024 * 1024])
+async def test_proxy_returns_small_and_large_responses_whole(
+    app: GatewayApp, deployment: Deployment, size: int
+) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        response = await client.get(f"/public/file?fill={size}")
+    assert response.status_code == 200
+    assert response.headers["content-length"] == str(size)
+    assert response.content == b"x" * size
+
+
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 async def test_health_endpoints(app: GatewayApp, path: str) -> None:
     transport = httpx.ASGITransport(app=app)

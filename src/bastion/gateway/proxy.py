@@ -52,6 +52,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
+SMALL_BODY = 64 * 1024  # responses up to this size are sent in one piece
 
 
 class BadGateway(BastionError):
@@ -115,6 +116,7 @@ class Proxy:
         self.max_body = gateway.config.limits.max_body_bytes
         self.hardening = Hardening(gateway.config.response_headers)
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
 
     async def start(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -201,9 +203,11 @@ class Proxy:
         headers = self._upstream_headers(view, decision, route)
         if "content-length" in view.headers and data is not None:
             headers.append(("content-length", view.headers["content-length"]))
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=10, sock_read=route.config.timeout_seconds
-        )
+        timeout = self._timeouts.get(route.name)
+        if timeout is None:
+            timeout = self._timeouts[route.name] = aiohttp.ClientTimeout(
+                total=None, sock_connect=10, sock_read=route.config.timeout_seconds
+            )
         try:
             async with session.request(
                 view.method,
@@ -233,6 +237,11 @@ class Proxy:
                 await send(
                     {"type": "http.response.start", "status": upstream.status, "headers": out}
                 )
+                if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
+                    # A small body in one message: no per-chunk round trips to the server.
+                    body = await upstream.read()
+                    await send({"type": "http.response.body", "body": body, "more_body": False})
+                    return
                 async for chunk in upstream.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
