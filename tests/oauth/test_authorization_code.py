@@ -22,6 +22,7 @@ from tests.oauth._helpers import (
     browser,
     consent,
     follow_to_client,
+    hidden,
     login,
     pkce,
 )
@@ -284,3 +285,30 @@ async def test_secure_cookie_on_https_issuer(tmp_path: Path, upstream: str) -> N
             assert "Domain" not in cookie
     finally:
         await rt.aclose()
+
+
+async def test_sign_out_everywhere_revokes_refresh_and_access_tokens(
+    app: GatewayApp, issuer: str, clients: Clients, http: httpx.AsyncClient
+) -> None:
+    reg = await clients.web()
+    query, verifier, agent = await authorize(
+        app, issuer, clients, reg, scope="openid offline_access read"
+    )
+    tokens = await exchange(clients, reg, query, verifier)
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert (await http.get("/api/x", headers=headers)).status_code == 200
+    account = await agent.get(f"{issuer}/oauth2/account")
+    assert account.status_code == 200
+    ended = await agent.post(
+        f"{issuer}/oauth2/account/sessions/end-all",
+        data={"csrf": hidden(account.text, "csrf")},
+        headers={"Origin": issuer},
+    )
+    assert ended.status_code == 200
+    assert "Signed out everywhere" in ended.text
+    assert (await http.get("/api/x", headers=headers)).status_code == 401
+    async with clients.oauth_client(reg) as client:
+        with pytest.raises(Exception, match="invalid_grant"):
+            await client.refresh_token("/oauth2/token", refresh_token=tokens["refresh_token"])
+    assert (await agent.get(f"{issuer}/oauth2/account")).status_code in (302, 303)
+    await agent.aclose()

@@ -292,8 +292,14 @@ class AccountPages:
         if session is None or not session.subject:
             return self.pages.error_page(400, "invalid_request", "your session has expired")
         ended = await self.pages.sessions.delete_of_subject(session.subject)
-        self._event("signed_out_everywhere", session.subject, sessions=ended)
-        text = f"{ended} session(s) ended, this one included."
+        # Apps signed in as this user lose their refresh tokens too, and the access tokens
+        # issued with them stop working at the gateway at once.
+        revoked = await self.ctx.grants.revoke_subject(session.subject)
+        await self.ctx.revocations.applied(revoked)
+        self._event(
+            "signed_out_everywhere", session.subject, sessions=ended, access_tokens=len(revoked)
+        )
+        text = f"{ended} session(s) ended, this one included; apps must sign you in again."
         response = self.pages.page("message.html", title="Signed out everywhere", text=text)
         self.pages.clear_cookie(response)
         return response

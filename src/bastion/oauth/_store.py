@@ -270,6 +270,23 @@ class GrantStore:
             async with self.engine.begin() as conn:
                 return await self._revoke_family(conn, family_id)
 
+    async def revoke_subject(self, subject: str) -> list[tuple[str, int]]:
+        """Revoke every live refresh-token family of ``subject`` ("sign out everywhere")
+        and the access tokens issued with them; return those ``(jti, exp)``."""
+        with db_errors("refresh families"):
+            async with self.engine.begin() as conn:
+                families = (
+                    await conn.execute(
+                        select(_refresh.c.family_id)
+                        .where(_refresh.c.subject == subject, _refresh.c.revoked_at.is_(None))
+                        .distinct()
+                    )
+                ).scalars()
+                revoked: list[tuple[str, int]] = []
+                for family_id in list(families):
+                    revoked += await self._revoke_family(conn, family_id)
+                return revoked
+
     async def _revoke_family(self, conn: AsyncConnection, family_id: str) -> list[tuple[str, int]]:
         now = self.now()
         await conn.execute(
