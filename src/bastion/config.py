@@ -313,6 +313,9 @@ class OAuthConfig(_Frozen):
     # Changing the password, enrolling or removing a factor, creating API keys: MFA no
     # older than this (or, for a user with no second factor yet, a fresh password).
     recent_mfa_seconds: int = Field(300, ge=30, le=86400)
+    # Country of public addresses in the sign-in activity, from geoip2fast's embedded
+    # data (loaded on first use; ~40 MB resident, so off by default).
+    geoip: bool = False
     # ``None``: ``__Host-`` + Secure cookies exactly when the issuer URL is https.
     secure_cookies: bool | None = None
     client_cache_seconds: int = Field(10, ge=0, le=3600)

@@ -51,3 +51,15 @@ def test_recovery_codes_are_random_and_normalised() -> None:
         assert recovery.digest(key, code) == recovery.digest(key, code.upper().replace("-", " "))
     assert recovery.digest(key, codes[0]) != recovery.digest(b"j" * 32, codes[0])
     assert not recovery.looks_like_code("0000-0000-0000")  # not in the alphabet
+
+
+def test_place_names_the_country_only_when_geoip_is_on() -> None:
+    from bastion.identity._device import place
+
+    assert place("127.0.0.1", geoip=True) == "this machine"
+    assert place("10.1.2.3", geoip=True) == "local network"
+    assert place("not-an-ip", geoip=True) == "unknown"
+    assert place("8.8.8.8") == "internet"
+    assert place("8.8.8.8", geoip=True) == "United States"
+    assert place("81.2.69.142", geoip=True) == "United Kingdom"
+    assert place("2001:db8::1", geoip=True) in ("internet", "local network")

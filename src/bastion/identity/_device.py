@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+from typing import Any
 
 _BROWSERS = (
     ("Edge", re.compile(r"Edg/(\d+)")),
@@ -32,8 +34,9 @@ def device(user_agent: str) -> str:
     return browser or system or ("unknown device" if not ua else ua[:60])
 
 
-def place(client_ip: str) -> str:
-    """Where an address is, as far as bastion can tell without a geo database."""
+def place(client_ip: str, *, geoip: bool = False) -> str:
+    """Where an address is: this machine, the local network, or — with ``geoip`` — the
+    country of a public address (geoip2fast's embedded data); else "internet"."""
     try:
         ip = ipaddress.ip_address(client_ip)
     except ValueError:
@@ -42,4 +45,27 @@ def place(client_ip: str) -> str:
         return "this machine"
     if ip.is_private or ip.is_link_local:
         return "local network"
+    if geoip:
+        country = _country(str(ip))
+        if country:
+            return country
     return "internet"
+
+
+@functools.cache
+def _geo() -> Any:
+    from geoip2fast import GeoIP2Fast
+
+    return GeoIP2Fast(verbose=False)
+
+
+def _country(address: str) -> str | None:
+    try:
+        found = _geo().lookup(address)
+    except Exception:  # noqa: BLE001 - a missing or bad data file must not break a login
+        return None
+    name = getattr(found, "country_name", "")
+    code = getattr(found, "country_code", "")
+    if not name or not code or code == "--" or len(code) != 2:
+        return None
+    return str(name)

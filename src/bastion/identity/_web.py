@@ -190,8 +190,9 @@ class LoginFlow:
     async def failed(self, request: Request, subject: str, method: str) -> None:
         ua = request.headers.get("user-agent", "")
         ip = client_ip(request)
+        where = place(ip, geoip=self.ctx.config.oauth.geoip)
         await self.store.record_event(subject, outcome="failure", method=method, client_ip=ip,
-                                      place=place(ip), device=device(ua))  # fmt: skip
+                                      place=where, device=device(ua))  # fmt: skip
 
     async def finish(
         self, request: Request, session: BrowserSession, subject: str, amr: list[str], tx: str,
@@ -212,8 +213,9 @@ class LoginFlow:
         session.data.pop("login", None)
         new = await self.pages.sessions.login(session, subject=subject, acr=acr, amr=amr_out,
                                               client_ip=ip, user_agent=ua)  # fmt: skip
+        where = place(ip, geoip=self.ctx.config.oauth.geoip)
         await self.store.record_event(subject, outcome="success", method=method, client_ip=ip,
-                                      place=place(ip), device=device(ua))  # fmt: skip
+                                      place=where, device=device(ua))  # fmt: skip
         if self.throttle is not None:
             await self.throttle.record_success(account=subject, ip=ip)
         self.ctx.emit({"event": "login", "subject": subject, "client_ip": ip,
