@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from bastion.cli.users import _set_profile
 from bastion.credentials._passwords import hash_password
 from bastion.store import open_store
 from tests._deploy import PASSWORD, Deployment, make_deployment
@@ -59,10 +60,20 @@ class Served:
     base: str  # http://localhost:PORT
     deployment: Deployment
 
-    def add_user(self, username: str, password: str = PASSWORD) -> str:
+    def add_user(
+        self,
+        username: str,
+        password: str = PASSWORD,
+        *,
+        email: str | None = None,
+        email_verified: bool = False,
+    ) -> str:
         async def add() -> None:
             async with open_store(self.deployment.config) as ctx:
                 await ctx.users.add(username, hash_password(password), roles=["user"])
+                if email is not None:
+                    profile = {"email": email, "email_verified": email_verified}
+                    await _set_profile(ctx, username, profile)
 
         run_async(add)
         return username

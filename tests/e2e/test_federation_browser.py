@@ -31,10 +31,11 @@ def federated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     base = f"http://localhost:{port}"
     callback = f"{base}/oauth2/login/external/idp/callback"
     peers = NodePeers(shutil.which("node") or "node", folder / "logs")
-    with peers.idp("--redirect-uri", callback) as idp, demo_upstream() as upstream:
+    idp_args = ("--redirect-uri", callback, "--email-domain", "idp.example")
+    with peers.idp(*idp_args) as idp, demo_upstream() as upstream:
         provider = {"name": "idp", "display_name": "Example IdP", "issuer": idp.issuer,
                     "client_id": "bastion-test", "client_secret": SECRET,
-                    "scopes": ["openid"]}  # fmt: skip
+                    "scopes": ["openid", "email"]}  # fmt: skip
         deployment = run_async(
             lambda: make_deployment(
                 folder / "d", upstream, listen={"host": "127.0.0.1", "port": port},
@@ -87,3 +88,22 @@ def test_an_unlinked_external_account_is_refused(page: Page, federated: Served) 
     shot(page, "17-external-not-linked")
     page.goto(f"{federated.base}/oauth2/account")
     assert page.url.startswith(f"{federated.base}/oauth2/login")
+
+
+def test_a_verified_email_links_on_first_sign_in(page: Page, federated: Served) -> None:
+    user = federated.add_user("gina", email="gina@idp.example", email_verified=True)
+    page.goto(f"{federated.base}/oauth2/login")
+    page.click("#external-idp")
+    at_provider(page, "gina")  # the IdP vouches for gina@idp.example, verified
+    page.wait_for_url(f"{federated.base}/oauth2/account")
+    assert page.inner_text("#subject") == user
+    assert page.console_errors == []
+
+
+def test_an_unverified_local_email_is_not_linked(page: Page, federated: Served) -> None:
+    federated.add_user("hank", email="hank@idp.example", email_verified=False)
+    page.goto(f"{federated.base}/oauth2/login")
+    page.click("#external-idp")
+    at_provider(page, "hank")
+    page.wait_for_selector("h1")
+    assert page.inner_text("h1") == "No account linked"

@@ -26,6 +26,8 @@ const { values: opts } = parseArgs({
     ttl: { type: 'string', default: '300' },
     'ttl-for': { type: 'string', multiple: true, default: [] },
     roles: { type: 'string', default: '' },
+    // With a domain, every account has a verified email <login>@<domain> (scope email).
+    'email-domain': { type: 'string', default: '' },
   },
   strict: true,
 });
@@ -64,10 +66,18 @@ const provider = new Provider(issuer, {
       grant_types: ['client_credentials', 'authorization_code', 'refresh_token'],
       response_types: ['code'],
       redirect_uris: opts['redirect-uri'],
-      scope: `openid offline_access ${opts.scope}`,
+      scope: `openid offline_access email ${opts.scope}`,
     },
   ],
-  scopes: ['openid', 'offline_access', ...opts.scope.split(' ')],
+  scopes: ['openid', 'offline_access', 'email', ...opts.scope.split(' ')],
+  claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+  findAccount: (ctx, id) => ({
+    accountId: id,
+    claims: () => ({
+      sub: id,
+      ...(opts['email-domain'] ? { email: `${id}@${opts['email-domain']}`, email_verified: true } : {}),
+    }),
+  }),
   jwks: { keys: [generatedJwk('ec', 'ES256'), generatedJwk('rsa', 'RS256')] },
   features: {
     devInteractions: { enabled: true },
