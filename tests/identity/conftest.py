@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from tests.oauth.conftest import app, clients, deployment, http, issuer, runtime, upstream
+from tests.oauth.conftest import clients, http, issuer
 
-__all__ = ["app", "clients", "deployment", "http", "issuer", "runtime", "upstream"]
+__all__ = ["clients", "http", "issuer"]

@@ -1,47 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
-from bastion.demo import upstream_app
 from bastion.gateway.app import GatewayApp
 from bastion.gateway.runtime import Runtime
-from tests._deploy import Deployment, make_deployment
-from tests._services import free_port
+from tests._deploy import Deployment
 from tests.oauth._helpers import Clients
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[str]:
-    runner = web.AppRunner(upstream_app(), access_log=None)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def deployment(tmp_path: Path, upstream: str) -> Deployment:
-    return await make_deployment(tmp_path / "d", upstream)
-
-
-@pytest.fixture
-async def runtime(deployment: Deployment) -> AsyncIterator[Runtime]:
-    rt = await Runtime.start(deployment.config)
-    yield rt
-    await rt.aclose()
-
-
-@pytest.fixture
-def app(deployment: Deployment, runtime: Runtime) -> GatewayApp:
-    return GatewayApp(deployment.config, runtime)
 
 
 @pytest.fixture
