@@ -8,7 +8,6 @@ access token) and need the role ``oauth.admin_role``. A new password meets the p
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -18,18 +17,23 @@ from starlette.routing import Route
 
 from bastion.credentials._passwords import Passwords
 from bastion.credentials.basic import check_username
-from bastion.errors import Forbidden
 from bastion.identity._store import IdentityStore
 from bastion.identity.policy import password_problems
-from bastion.model import Principal, RequestView
-from bastion.oauth._http import BadInput, guarded, json_response, oauth_error
+from bastion.model import Principal
+from bastion.oauth._http import (
+    AdminAuth,
+    BadInput,
+    admin_principal,
+    guarded,
+    json_response,
+    oauth_error,
+)
 from bastion.store._db import RecordNotFound
 from bastion.store.users import UserRecord, UserStore
 
 if TYPE_CHECKING:
     from bastion.oauth._pages import Pages
 
-AdminAuth = Callable[[RequestView], Awaitable[Principal]]
 MAX_BODY = 16 * 1024
 PREFIX = "/oauth2/admin/users"
 
@@ -52,18 +56,7 @@ class UsersAdmin:
         ]
 
     async def _admin(self, request: Request) -> Principal:
-        view = RequestView(
-            method=request.method,
-            path=request.url.path,
-            query=request.url.query,
-            headers={k.lower(): v for k, v in request.headers.items()},
-            client_ip=request.client.host if request.client else "",
-            secure=request.url.scheme == "https",
-        )
-        principal = await self.admin_auth(view)
-        if self.ctx.config.oauth.admin_role not in principal.roles:
-            raise Forbidden("missing_admin_role")
-        return principal
+        return await admin_principal(request, self.admin_auth, self.ctx.config.oauth.admin_role)
 
     async def _user(self, user: UserRecord) -> dict[str, Any]:
         factors = await self.store.factors(user.username)

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bastion.credentials._passwords import Passwords
 from bastion.credentials.apikey import ApiKeys
 from bastion.identity._account import AccountPages
-from bastion.identity._admin import AdminAuth, UsersAdmin
+from bastion.identity._admin import UsersAdmin
 from bastion.identity._federation_web import FederationPages
 from bastion.identity._passkey_web import PasskeyPages
 from bastion.identity._store import IdentityStore
@@ -18,6 +18,7 @@ from bastion.identity.lockout import LoginThrottle
 from bastion.identity.steps import RecoveryCodeStep, TotpStep
 from bastion.keyring import Keyring
 from bastion.model import Clock, system_clock
+from bastion.oauth._http import AdminAuth
 from bastion.oauth._pages import Pages
 from bastion.oauth.login import PasswordStep
 from bastion.store.apikeys import ApiKeyStore

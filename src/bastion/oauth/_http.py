@@ -35,6 +35,24 @@ NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
 
 AdminAuth = Callable[[RequestView], Awaitable[Principal]]
+
+
+async def admin_principal(request: Request, admin_auth: AdminAuth, role: str) -> Principal:
+    """Authenticate an admin-API caller with the gateway's methods; require ``role``."""
+    view = RequestView(
+        method=request.method,
+        path=request.url.path,
+        query=request.url.query,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        client_ip=request.client.host if request.client else "",
+        secure=request.url.scheme == "https",
+    )
+    principal = await admin_auth(view)
+    if role not in principal.roles:
+        raise Forbidden("missing_admin_role")
+    return principal
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -209,18 +227,7 @@ class ProtocolEndpoints:
     # --- admin API: the same client operations as `bastion clients` -------------
 
     async def _admin(self, request: Request) -> Principal:
-        view = RequestView(
-            method=request.method,
-            path=request.url.path,
-            query=request.url.query,
-            headers={k.lower(): v for k, v in request.headers.items()},
-            client_ip=request.client.host if request.client else "",
-            secure=request.url.scheme == "https",
-        )
-        principal = await self.admin_auth(view)
-        if self.ctx.config.oauth.admin_role not in principal.roles:
-            raise Forbidden("missing_admin_role")
-        return principal
+        return await admin_principal(request, self.admin_auth, self.ctx.config.oauth.admin_role)
 
     async def admin_clients(self, request: Request) -> Response:
         principal = await self._admin(request)
