@@ -10,14 +10,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
 
 from bastion.config import Config
 from bastion.credentials._passwords import Passwords
 from bastion.keyring import Keyring
 from bastion.model import Clock, Principal, RequestView, system_clock
 from bastion.oauth._context import Emit
-from bastion.oauth._http import build_app, is_oauth_path
+from bastion.oauth._http import AuthorizationServerApp, build_app, is_oauth_path
 from bastion.oauth._pages import Pages
 from bastion.oauth._session import SessionStore
 from bastion.oauth.keys import ensure_oauth_keys
@@ -33,7 +32,7 @@ class AuthorizationServer:
     """The core and its ASGI app, as the gateway runtime holds them."""
 
     server: OAuthServer
-    app: Starlette
+    app: AuthorizationServerApp
 
     async def aclose(self) -> None:
         await self.server.aclose()

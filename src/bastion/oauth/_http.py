@@ -110,7 +110,7 @@ async def http_input(request: Request, issuer: str) -> HttpInput:
     query = scope.get("query_string", b"").decode("latin-1")
     path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
     form: list[tuple[str, str]] = []
-    if request.method == "POST":
+    if scope["method"] == "POST":
         ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if ctype != FORM:
             raise BadInput("the body must be application/x-www-form-urlencoded")
@@ -127,18 +127,19 @@ async def http_input(request: Request, issuer: str) -> HttpInput:
         except UnicodeDecodeError:
             raise BadInput("the body is not UTF-8") from None
     headers: dict[str, str] = {}
-    for name, value in request.headers.items():
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     url = issuer + path + (f"?{query}" if query else "")
-    client = request.client
+    client = scope.get("client")
     return HttpInput(
-        method=request.method,
+        method=scope["method"],
         url=url,
         headers=headers,
         query=_parse(query) if query else [],
         form=form,
-        client_ip=client.host if client else "",
-        cookies=dict(request.cookies),
+        client_ip=str(client[0]) if client else "",
+        cookies=dict(request.cookies) if "cookie" in headers else {},
     )
 
 
@@ -290,8 +291,26 @@ def _bearer_error(status: int, error: str, realm: str) -> Response:
                     media_type="application/json")  # fmt: skip
 
 
-def build_app(server: OAuthServer, admin_auth: AdminAuth, pages: Any) -> Starlette:
-    """The Starlette app for the authorization server's paths."""
+class AuthorizationServerApp:
+    """The authorization server's ASGI app: ``POST /oauth2/token``, its hot path, is
+    answered directly; every other path goes through the Starlette router."""
+
+    def __init__(self, router: Starlette, token: Handler) -> None:
+        self.router = router
+        self._token = token
+        self._token_path = f"{PREFIX}/token"
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path, method = scope.get("path"), scope.get("method")
+        if scope["type"] == "http" and path == self._token_path and method == "POST":
+            response = await self._token(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await self.router(scope, receive, send)
+
+
+def build_app(server: OAuthServer, admin_auth: AdminAuth, pages: Any) -> AuthorizationServerApp:
+    """The ASGI app for the authorization server's paths."""
     api = ProtocolEndpoints(server, admin_auth)
     p = PREFIX
     routes = [
@@ -316,7 +335,7 @@ def build_app(server: OAuthServer, admin_auth: AdminAuth, pages: Any) -> Starlet
         ),
         *pages.routes(),
     ]
-    return Starlette(routes=routes)
+    return AuthorizationServerApp(Starlette(routes=routes), guarded(api.token))
 
 
 def is_oauth_path(path: str) -> bool:
