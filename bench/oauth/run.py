@@ -97,7 +97,8 @@ def bastion(folder: Path) -> Iterator[Target]:
     port = free_port()
     config_file, client_id, secret = asyncio.run(_prepare(folder, port))
     with bastion_serve(config_file, port) as base:
-        pid = int(subprocess.check_output(["pgrep", "-n", "-f", str(config_file)]).split()[0])
+        # `bastion serve` execs `python -m bastion._server`: the newest such process is ours.
+        pid = int(subprocess.check_output(["pgrep", "-n", "-f", "bastion._server"]).split()[0])
         basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
         yield Target("bastion", f"{base}/oauth2/token", basic, BASTION_FORM, pid,
                      {"server": "bastion serve (granian, 1 worker)",
