@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -34,17 +34,6 @@ from tests.tokens._helpers import (
 def server() -> Iterator[JwksServer]:
     with jwks_server() as state:
         yield state
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as c:
-        yield c
 
 
 def make(server: JwksServer, clock: FakeClock, client: httpx.AsyncClient) -> JwtVerifier:
