@@ -5,12 +5,18 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, settings
 
 from bastion.demo import upstream_app
 from bastion.gateway.app import GatewayApp
 from bastion.gateway.runtime import Runtime
 from tests import _services
 from tests._deploy import Deployment, make_deployment
+
+# The machine is shared and its load varies: property tests judge correctness, never speed,
+# so neither a slow example nor slow input generation fails them.
+settings.register_profile("bastion", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("bastion")
 
 
 @pytest.fixture(scope="session")

@@ -53,8 +53,9 @@ def test_register_then_sign_in_without_a_username(page: Page, served: Served) ->
     assert stored[0]["isResidentCredential"] is True  # discoverable
     page.context.clear_cookies()
     passkey_sign_in(page, served)
-    shot(page, "12-passkey-login")
+    # Screenshot after the sign-in's navigation: one taken mid-navigation can hang.
     page.wait_for_url(f"{served.base}/oauth2/account")
+    shot(page, "12-passkey-login")
     assert page.inner_text("#subject") == user
     assert "two-step verified" in page.inner_text("main")
     assert "passkey" in page.inner_text("#activity")
