@@ -91,6 +91,32 @@ def test_no_secret_reaches_the_file(tmp_path: Path) -> None:
     assert lines[7]["kind"] == "brute_force"
 
 
+def test_decision_events_with_plain_keys_are_scanned_value_by_value(tmp_path: Path) -> None:
+    # The gateway's own events (fixed keys, scalar values) skip the key walk; every string
+    # value is still checked, and a clean value remembered must not let a secret through.
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    for _ in range(2):  # the second round hits the remembered clean values
+        log.emit(decision(), plain_keys=True)
+        log.emit(decision(path=f"/login?access_token={JWT}"), plain_keys=True)
+        log.emit(decision(reason=f"invalid_token: signature mismatch for {JWT}"), plain_keys=True)
+        log.emit(decision(principal=API_KEY, host=f"{API_KEY}.example"), plain_keys=True)
+        log.emit(decision(request_id=f"bad credential: {BASIC}"), plain_keys=True)
+        # JSON escapes the tab, so a scan of the serialised line alone would miss this one.
+        log.emit(decision(issuer=f"Bearer\t{JWT.split('.')[2]}"), plain_keys=True)
+    log.close()
+    text = path.read_text()
+    for secret in SECRETS:
+        assert secret not in text
+    assert "bst_" not in text
+    assert "?" not in text
+    lines = read_lines(path)
+    assert len(lines) == 12
+    assert lines[0] == lines[6] == decision()
+    assert lines[1]["path"] == lines[7]["path"] == "/login"
+    assert lines[3]["principal"] == REDACTED
+
+
 def test_ordinary_fields_pass_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     log = AuditLog(str(path))

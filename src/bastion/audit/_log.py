@@ -26,18 +26,24 @@ FLUSH_BYTES = 64 * 1024
 FLUSH_SECONDS = 1.0
 
 _ts_cache: tuple[int, str] = (-1, "")
+_ms_cache: tuple[int, str] = (-1, "")
 
 
 def rfc3339(epoch: float) -> str:
     """``epoch`` as RFC 3339 UTC with milliseconds: ``2025-01-31T12:00:00.123Z``."""
-    global _ts_cache  # a one-entry cache of the per-second prefix
+    global _ts_cache, _ms_cache  # one-entry caches: the millisecond, the second's prefix
     second = int(epoch)
+    millis = min(999, int((epoch - second) * 1000))
+    key = second * 1000 + millis
+    if key == _ms_cache[0]:
+        return _ms_cache[1]
     cached_second, prefix = _ts_cache
     if second != cached_second:
         prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         _ts_cache = (second, prefix)
-    millis = min(999, int((epoch - second) * 1000))
-    return f"{prefix}.{millis:03d}Z"
+    text = f"{prefix}.{millis:03d}Z"
+    _ms_cache = (key, text)
+    return text
 
 
 def _default(obj: Any) -> str:
@@ -84,8 +90,8 @@ class AuditLog:
         """Queue one event as a JSON line; never raises for odd values, never blocks.
 
         ``plain_keys``: the caller vouches that the keys are fixed, non-secret names and
-        every value a scalar (the gateway's decision events); only the serialised line is
-        then scanned for secret-looking values.
+        every value a scalar (the gateway's decision events); only the string values are
+        then scanned for secret-looking text, each answer remembered.
         """
         if self._closed:
             raise RuntimeError("audit log is closed")
@@ -93,7 +99,14 @@ class AuditLog:
             event = {"ts": rfc3339(self._clock()), **event}
         redactor = self._redactor
         line = None
-        if plain_keys or not redactor.suspicious_keys(event):
+        if plain_keys:
+            known, clean = redactor.known_clean, redactor.clean_value
+            for value in event.values():
+                if value.__class__ is str and value not in known and not clean(value):
+                    break
+            else:
+                line = _dumps(event)
+        elif not redactor.suspicious_keys(event):
             line = _dumps(event)
             if redactor.suspicious_line(line):
                 line = None
@@ -106,6 +119,11 @@ class AuditLog:
         self._buffer += line
         if len(self._buffer) >= FLUSH_BYTES or now - self._first_at >= FLUSH_SECONDS:
             self.flush()
+
+    def timestamp(self) -> str:
+        """Now, as the ``ts`` of an event (callers that build the event dict add it
+        themselves, saving :meth:`emit` a copy)."""
+        return rfc3339(self._clock())
 
     def security_event(self, kind: str, **fields: Any) -> None:
         """A non-decision event: brute force detected, key revoked, refresh token reuse…"""

@@ -30,6 +30,8 @@ _SECRET_NAMES = (
 _PATH_KEYS = frozenset({"path", "url", "uri", "target"})
 _SCALARS = frozenset({int, float, bool, type(None)})
 _SCHEME_HINTS = (b"basic", b"bearer", b"dpop", b"digest")
+_TEXT_SCHEME_HINTS = tuple(h.decode() for h in _SCHEME_HINTS)
+_CLEAN_MAX = 8192
 
 
 def _secret_patterns(api_key_prefixes: Iterable[str]) -> re.Pattern[str]:
@@ -63,6 +65,8 @@ class Redactor:
         self._bytes_pattern = re.compile(self._pattern.pattern.encode())
         self._secret_key: dict[str, bool] = {}
         self._hints = (b"eyJ", *(p.encode() for p in set(api_key_prefixes)))
+        self._text_hints = tuple(h.decode() for h in self._hints)
+        self.known_clean: set[str] = set()  # see clean_value
 
     def suspicious_keys(self, event: Mapping[str, Any]) -> bool:
         """Whether ``event`` has a secret-named key, a query string or a nested value."""
@@ -92,6 +96,31 @@ class Redactor:
         for word in _SCHEME_HINTS:
             if word in lowered:
                 return self._bytes_pattern.search(line) is not None
+        return False
+
+    def clean_value(self, value: str) -> bool:
+        """Whether string ``value`` holds nothing secret-looking and no query string.
+
+        Answers for clean values are remembered (bounded): the same hosts, paths and
+        subjects recur on every request. A value that fails is never remembered.
+        """
+        if value in self.known_clean:
+            return True
+        if "?" in value or self._looks_secret(value):
+            return False
+        if len(self.known_clean) >= _CLEAN_MAX:
+            self.known_clean.clear()
+        self.known_clean.add(value)
+        return True
+
+    def _looks_secret(self, value: str) -> bool:
+        for hint in self._text_hints:
+            if hint in value:
+                return self._pattern.search(value) is not None
+        lowered = value.lower()
+        for word in _TEXT_SCHEME_HINTS:
+            if word in lowered:
+                return self._pattern.search(value) is not None
         return False
 
     def _is_secret_name(self, key: str) -> bool:

@@ -121,6 +121,7 @@ class Gateway:
         self._prefix = config.identity.header_prefix
         self._issuer_by_name = {i.name: i.issuer for i in config.issuers}
         self._spoofable = (self._prefix.lower(), config.identity.assertion_header.lower())
+        self._identity_blocks: dict[tuple[object, ...], tuple[tuple[str, str], ...]] = {}
         missing = {m for r in self.routes.routes for m in r.auth} - set(self.authenticators)
         if missing:
             names = ", ".join(sorted(m.value for m in missing))
@@ -308,14 +309,12 @@ class Gateway:
         if route.roles and route.roles.isdisjoint(principal.roles):
             raise Forbidden("missing_role")
 
-    def _identity_headers(
-        self, principal: Principal, route: Route, request: RequestView
-    ) -> list[tuple[str, str]]:
+    def _identity_block(self, principal: Principal, route: Route) -> tuple[tuple[str, str], ...]:
         p = self._prefix
         is_key = principal.credential is CredentialType.API_KEY
         # Every name is always present (empty when unknown), so a proxy that copies a
         # fixed list never forwards a client's own value or a literal placeholder.
-        headers = [
+        return (
             (p + "Subject", header_safe(principal.subject)),
             (p + "Credential", principal.credential.value),
             (p + "Scopes", header_safe(" ".join(sorted(principal.scopes)))),
@@ -324,8 +323,31 @@ class Gateway:
             (p + "Client", header_safe(principal.client_id or "")),
             (p + "Key-Id", header_safe(principal.key_id or "") if is_key else ""),
             (p + "Route", route.name),
-            (p + "Request-Id", request.request_id),
-        ]
+        )
+
+    def _identity_headers(
+        self, principal: Principal, route: Route, request: RequestView
+    ) -> list[tuple[str, str]]:
+        p = self._prefix
+        # The same principals reach the same routes over and over: their headers are
+        # rendered once (bounded). Every field the headers show is in the key.
+        key = (
+            principal.subject,
+            principal.credential,
+            principal.scopes,
+            principal.roles,
+            principal.issuer,
+            principal.client_id,
+            principal.key_id,
+            route.name,
+        )
+        block = self._identity_blocks.get(key)
+        if block is None:
+            block = self._identity_block(principal, route)
+            if len(self._identity_blocks) >= 4096:
+                self._identity_blocks.clear()
+            self._identity_blocks[key] = block
+        headers = [*block, (p + "Request-Id", request.request_id)]
         if route.config.assertion and self.signer is not None:
             audience = str(route.config.upstream) if route.config.upstream else route.name
             token = self.signer.sign(principal, audience, request.request_id)

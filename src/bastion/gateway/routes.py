@@ -24,6 +24,7 @@ class InvalidPath(BadRequest):
 
 _NORMALIZED: dict[str, str] = {}
 _NORMALIZED_MAX = 4096
+_MATCHED_MAX = 4096
 
 
 def normalize_path(raw: str) -> str:
@@ -137,9 +138,21 @@ class RouteTable:
     def __init__(self, routes: list[RouteConfig]) -> None:
         self.routes = tuple(Route.compile(r) for r in routes)
         self.by_name = {r.name: r for r in self.routes}
+        self._matched: dict[tuple[str, str, str], tuple[Route | None, bool]] = {}
 
     def match(self, method: str, host: str, path: str) -> tuple[Route | None, bool]:
-        """The first route for (method, host, path), and whether a route matched all but method."""
+        """The first route for (method, host, path), and whether a route matched all but
+        method; recent answers are remembered (bounded, like :func:`normalize_path`)."""
+        key = (method, host, path)
+        found = self._matched.get(key)
+        if found is None:
+            found = self._match(method, host, path)
+            if len(self._matched) >= _MATCHED_MAX:
+                self._matched.clear()
+            self._matched[key] = found
+        return found
+
+    def _match(self, method: str, host: str, path: str) -> tuple[Route | None, bool]:
         host = bare_host(host)
         method_mismatch = False
         for route in self.routes:

@@ -54,8 +54,10 @@ class AuditObserver:
         route = decision.route.name if decision.route is not None else None
         credential = principal.credential.value if principal is not None else None
         outcome = "allow" if decision.allowed else "deny"
-        self.audit.emit(
+        audit = self.audit
+        audit.emit(
             {
+                "ts": audit.timestamp(),
                 "request_id": decision.request_id,
                 "client_ip": request.client_ip,
                 "method": request.method,

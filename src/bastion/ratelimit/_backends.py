@@ -8,7 +8,6 @@ the seconds until a unit frees up.
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, Protocol
 
 from limits import RateLimitItem
@@ -90,20 +89,18 @@ class MemoryBackend:
         self.storage = LoopMemoryStorage()
         self._clock = clock
         self._strategy = strategy
+        self._sliding = strategy == "sliding-window-counter"
         self._next_sweep = 0.0
         # Sliding-window counters: key -> [window index, current count, previous count,
         # window seconds]. limits' arithmetic (see _sliding_hit) on one dict lookup: the
         # storage's own version builds two keys and takes two locks per check (~10 µs).
         self._windows: dict[str, list[int]] = {}
 
-    def _sweep(self) -> None:
-        now = time.monotonic()
-        if now < self._next_sweep:
-            return
+    def _sweep(self, now: float) -> None:
+        """Drop expired counters (called at most once per :data:`SWEEP_SECONDS`)."""
         self._next_sweep = now + SWEEP_SECONDS
         self.storage.sweep()
-        at = self._clock()
-        dead = [k for k, (w, _, _, e) in self._windows.items() if at // e - w >= 2]
+        dead = [k for k, (w, _, _, e) in self._windows.items() if now // e - w >= 2]
         for k in dead:
             del self._windows[k]
 
@@ -117,18 +114,33 @@ class MemoryBackend:
             entry[0], entry[1] = index, 0
         return entry
 
-    def _sliding_hit(self, amount: int, expiry: int, key: str) -> tuple[bool, int, float]:
+    def _sliding_hit(
+        self, amount: int, expiry: int, key: str, now: float
+    ) -> tuple[bool, int, float]:
         # limits' MemoryStorage.acquire_sliding_window_entry: the previous window weighs by
         # the share of it still inside the sliding window.
-        now = self._clock()
-        entry = self._sliding_window(key, expiry, now)
+        index = int(now // expiry)
+        entry = self._windows.get(key)
+        if entry is None or entry[0] != index:
+            entry = self._sliding_window(key, expiry, now)
         into = now % expiry
-        prev_ttl = (expiry - into) if entry[2] else 0.0
-        allowed = math.floor(entry[2] * prev_ttl / expiry + entry[1]) + 1 <= amount
+        prev = entry[2]
+        if not prev:  # the common case, sliding_stats without a previous window
+            allowed = entry[1] < amount
+            if allowed:
+                entry[1] += 1
+            used = entry[1]
+            return (
+                allowed,
+                max(0, amount - used),
+                ((2 * expiry - into) % expiry or expiry) if used else 0.0,
+            )
+        prev_ttl = expiry - into
+        allowed = math.floor(prev * prev_ttl / expiry + entry[1]) + 1 <= amount
         if allowed:
             entry[1] += 1
         remaining, reset_in = sliding_stats(
-            amount, expiry, entry[2], prev_ttl, entry[1], 2 * expiry - into
+            amount, expiry, prev, prev_ttl, entry[1], 2 * expiry - into
         )
         return allowed, remaining, reset_in
 
@@ -144,10 +156,12 @@ class MemoryBackend:
 
     def hit_now(self, item: RateLimitItem, key: str) -> tuple[bool, int, float]:
         """:meth:`hit` without a coroutine: no I/O, so the gateway calls it directly."""
-        self._sweep()
+        now = self._clock()
+        if not self._next_sweep - SWEEP_SECONDS <= now < self._next_sweep:
+            self._sweep(now)  # due, or the clock was set back
         amount, expiry, storage = item.amount, item.get_expiry(), self.storage
-        if self._strategy == "sliding-window-counter":
-            return self._sliding_hit(amount, expiry, key)
+        if self._sliding:
+            return self._sliding_hit(amount, expiry, key, now)
         if self._strategy == "moving-window":
             allowed = storage.acquire_entry(key, amount, expiry, 1)
             remaining, reset_in = self._moving(amount, expiry, key)

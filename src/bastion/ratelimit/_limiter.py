@@ -56,6 +56,9 @@ class RateLimiter:
         self._cfg = cfg
         self._clock = clock
         self._rates: dict[str, tuple[RateLimitItem, str, int]] = {}
+        # (policy, rate, key) -> (storage key, item, window): the same few keys repeat
+        # on every request; bounded, cleared when full.
+        self._keys: dict[tuple[str, str, str], tuple[str, RateLimitItem, int]] = {}
         # With process-local counters, which failure keys have counts that may still be
         # live (monotonic deadline): a request from an address and account with no recent
         # failure skips both peeks, the common case. Redis is shared, so it always peeks.
@@ -116,8 +119,7 @@ class RateLimiter:
         Raises:
             Unavailable: the storage could not be reached (fail closed).
         """
-        item, suffix, window = self._rate(rate)
-        skey = f"{policy}/{_storage_key(key)}/{suffix}"
+        skey, item, window = self._key(policy, rate, key)
         try:
             allowed, remaining, reset_in = await self._backend.hit(item, skey)
         except Exception as exc:  # fail closed on any storage failure
@@ -130,11 +132,23 @@ class RateLimiter:
         backend = self._memory
         if backend is None:
             return None
-        item, suffix, window = self._rate(rate)
-        allowed, remaining, reset_in = backend.hit_now(
-            item, f"{policy}/{_storage_key(key)}/{suffix}"
-        )
+        spec = self._keys.get((policy, rate, key))
+        if spec is None:
+            spec = self._key(policy, rate, key)
+        skey, item, window = spec
+        allowed, remaining, reset_in = backend.hit_now(item, skey)
+        if allowed:  # inlined _result: this runs for every policy of every request
+            reset_after = max(0, math.ceil(reset_in))
+            return LimitResult(True, policy, item.amount, remaining, reset_after, window)
         return self._result(allowed, policy, item.amount, remaining, reset_in, window)
+
+    def _key(self, policy: str, rate: str, key: str) -> tuple[str, RateLimitItem, int]:
+        item, suffix, window = self._rate(rate)
+        spec = (f"{policy}/{_storage_key(key)}/{suffix}", item, window)
+        if len(self._keys) >= 8192:
+            self._keys.clear()  # cheap bound: many distinct clients just recompute
+        self._keys[(policy, rate, key)] = spec
+        return spec
 
     async def _peek(self, policy: str, rate: str, key: str) -> LimitResult:
         item, suffix, window = self._rate(rate)
@@ -176,6 +190,8 @@ class RateLimiter:
             Unavailable: the storage could not be reached (fail closed).
         """
         local = self._backend.local
+        if local and not self._recent_failures:
+            return None  # no failure counted in this process lately: nothing to peek
         now = time.monotonic()
         for policy, rate, key in self._failure_keys(account, ip):
             if local:

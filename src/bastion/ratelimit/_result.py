@@ -8,7 +8,7 @@ never earlier than ``t``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from bastion.errors import RateLimited
 
@@ -18,9 +18,9 @@ def _sf_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-@dataclass(frozen=True, slots=True)
-class LimitResult:
-    """One check of one policy for one key.
+class LimitResult(NamedTuple):
+    """One check of one policy for one key (a named tuple: built on every check of
+    every policy, it must be cheap to make).
 
     Args:
         allowed: whether the unit was granted.
