@@ -26,7 +26,7 @@ def run_granian(spec: dict[str, Any]) -> None:
         APP_FACTORY,
         address=spec["host"],
         port=spec["port"],
-        interface=Interfaces.ASGI,
+        interface=Interfaces.RSGI if spec.get("interface") == "rsgi" else Interfaces.ASGI,
         workers=spec["workers"],
         loop=Loops.uvloop,
         factory=True,

@@ -1,4 +1,5 @@
-"""The three front doors give the same decision for the same request (one core)."""
+"""The three front doors give the same decision for the same request (one core);
+forward auth is asked over both ASGI and granian's RSGI."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from bastion.gateway.app import GatewayApp
 from bastion.gateway.middleware import BastionMiddleware
 from bastion.gateway.runtime import Runtime
 from tests._deploy import PASSWORD, Deployment
+from tests.gateway.rsgi_fake import FakeProtocol, scope
 
 
 def basic(user: str, password: str) -> str:
@@ -71,6 +73,19 @@ async def via_forward_auth(
         return response.status_code
 
 
+async def via_forward_auth_rsgi(
+    app: GatewayApp, method: str, target: str, headers: dict[str, str]
+) -> int:
+    """The forward-auth endpoint as granian's RSGI interface calls it (bastion serve
+    picks RSGI for deployments without proxied routes)."""
+    forwarded = {**headers, "X-Forwarded-Method": method, "X-Forwarded-Uri": target}
+    protocol = FakeProtocol()
+    await app.__rsgi__(scope("GET", "/_bastion/auth", forwarded), protocol)
+    assert protocol.calls == ["empty"]  # no body
+    assert protocol.status is not None
+    return protocol.status
+
+
 def embedded_app(runtime: Runtime) -> Starlette:
     async def echo(request: Request) -> JSONResponse:
         principal = request.state.principal
@@ -92,14 +107,15 @@ async def test_three_front_doors_agree(
     app: GatewayApp, runtime: Runtime, deployment: Deployment
 ) -> None:
     embedded = embedded_app(runtime)
-    results: dict[str, tuple[int, int, int]] = {}
+    results: dict[str, tuple[int, int, int, int]] = {}
     for name, method, target, headers, _ in cases(deployment):
         results[name] = (
             await via_proxy(app, method, target, headers),
             await via_forward_auth(app, method, target, headers),
+            await via_forward_auth_rsgi(app, method, target, headers),
             await via_middleware(embedded, method, target, headers),
         )
-    expected = {name: (s, s, s) for name, _, _, _, s in cases(deployment)}
+    expected = {name: (s, s, s, s) for name, _, _, _, s in cases(deployment)}
     assert results == expected
 
 

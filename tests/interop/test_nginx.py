@@ -73,7 +73,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Deplo
         routes_extra = {
             "name": "limited",
             "path_prefix": "/limited",
-            "upstream": upstream,
             "auth": ["api_key"],
             "rate_limit": "3/minute",
         }
@@ -89,11 +88,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Deplo
 
         data = yaml.safe_load(deployment.config_file.read_text())
         data["routes"].insert(0, routes_extra)
+        # Behind nginx bastion only decides: no route has an upstream, so `bastion serve`
+        # runs granian's RSGI interface (tests/gateway/test_rsgi.py).
+        for route in data["routes"]:
+            route.pop("upstream", None)
         deployment.config_file.write_text(yaml.safe_dump(data))
-        with bastion_serve(deployment.config_file, bastion_port):
+        with bastion_serve(deployment.config_file, bastion_port) as direct:
             port = free_port()
             conf = nginx_conf(folder / "nginx", port, bastion_port, upstream)
             with running([binary, "-c", str(conf), "-p", str(folder / "nginx")], port):
+                # RSGI gives no raw path: the path-prefix form is refused rather than
+                # decided on a decoded path (only the RSGI interface answers this way).
+                prefix_form = httpx.get(direct + "/_bastion/auth/api/x", timeout=10)
+                assert prefix_form.headers["x-bastion-error"] == "raw_path_unavailable"
                 yield f"http://127.0.0.1:{port}", deployment
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from bastion.errors import BadRequest, BastionError, Forbidden
 from bastion.gateway._asgi import Scope, Send, Trust, header_dict, peer_address, request_id
 from bastion.gateway._asgi import send_response as _send
+from bastion.gateway._rsgi import RSGIProtocol, RSGIScope, split_address
+from bastion.gateway._rsgi import header_dict as rsgi_headers
 from bastion.gateway.core import Gateway
 from bastion.model import RequestView
 
@@ -34,20 +36,32 @@ def _original(headers: dict[str, str], *names: str) -> str | None:
 
 
 def view_from_forwarded(scope: Scope, trust: Trust, prefix_path: str = "") -> RequestView:
-    """The original request, as described by a trusted proxy's headers.
+    """The original request, as described by a trusted proxy's headers (ASGI).
 
     ``prefix_path`` is what followed the forward-auth path (Envoy's ``path_prefix`` form).
     """
-    headers = header_dict(scope["headers"])
-    peer = peer_address(scope)
+    query = scope.get("query_string", b"").decode("latin-1") if prefix_path else ""
+    headers, peer = header_dict(scope["headers"]), peer_address(scope)
+    return view_from_headers(headers, peer, trust, scope["method"], prefix_path, query)
+
+
+def view_from_headers(
+    headers: dict[str, str],
+    peer: str,
+    trust: Trust,
+    own_method: str = "GET",
+    prefix_path: str = "",
+    query: str = "",
+) -> RequestView:
+    """The original request from the forwarded headers of a request from ``peer``;
+    ``own_method`` and ``query`` are the auth request's own (Envoy's prefix form)."""
     if not trust.trusted(peer):
         raise UntrustedForwarder("untrusted_forwarder")
     method = _original(headers, "x-forwarded-method", "x-original-method")
     uri = _original(headers, "x-forwarded-uri", "x-original-uri")
     if method is None and uri is None and prefix_path:
         # Envoy ext_authz (HTTP service): same method, original path after the prefix.
-        method = scope["method"]
-        query = scope.get("query_string", b"").decode("latin-1")
+        method = own_method
         uri = prefix_path + ("?" + query if query else "")
     if method is None or uri is None:
         raise BadRequest("missing_forwarded_request")
@@ -69,23 +83,49 @@ def view_from_forwarded(scope: Scope, trust: Trust, prefix_path: str = "") -> Re
     )
 
 
-async def handle(
-    gateway: Gateway, trust: Trust, scope: Scope, send: Send, prefix_path: str = ""
-) -> None:
-    try:
-        view = view_from_forwarded(scope, trust, prefix_path)
-    except BastionError as exc:
-        headers = [("x-bastion-error", exc.code), ("x-bastion-status", str(exc.status))]
-        await _send(send, exc.status, headers)
-        return
+async def answer(gateway: Gateway, view: RequestView) -> tuple[int, list[tuple[str, str]]]:
+    """The body-less reply to one forward-auth request: status and headers."""
     decision = await gateway.decide(view, FRONT_DOOR)
     if decision.allowed:
-        await _send(send, 200, decision.upstream_headers + decision.headers)
-        return
+        return 200, decision.upstream_headers + decision.headers
     headers = [
         *decision.headers,
         ("x-bastion-error", decision.code),
         ("x-bastion-status", str(decision.status)),
         ("x-bastion-request-id", decision.request_id),
     ]
-    await _send(send, decision.status, headers)
+    return decision.status, headers
+
+
+def refusal(exc: BastionError) -> tuple[int, list[tuple[str, str]]]:
+    """The reply when the forwarded request itself is unusable (no decision is made)."""
+    return exc.status, [("x-bastion-error", exc.code), ("x-bastion-status", str(exc.status))]
+
+
+async def handle(
+    gateway: Gateway, trust: Trust, scope: Scope, send: Send, prefix_path: str = ""
+) -> None:
+    """Answer one forward-auth request (ASGI)."""
+    try:
+        view = view_from_forwarded(scope, trust, prefix_path)
+    except BastionError as exc:
+        status, headers = refusal(exc)
+    else:
+        status, headers = await answer(gateway, view)
+    await _send(send, status, headers)
+
+
+async def handle_rsgi(
+    gateway: Gateway, trust: Trust, scope: RSGIScope, protocol: RSGIProtocol
+) -> None:
+    """Answer one forward-auth request (granian's RSGI: header values stay ``str`` and
+    the reply is one synchronous call)."""
+    try:
+        view = view_from_headers(
+            rsgi_headers(scope.headers), split_address(scope.client)[0], trust, scope.method
+        )
+    except BastionError as exc:
+        status, headers = refusal(exc)
+    else:
+        status, headers = await answer(gateway, view)
+    protocol.response_empty(status, headers)
