@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
-
-import httpx
 
 from bastion.config import AuthMethod, IssuerConfig
 from bastion.errors import (
@@ -29,6 +28,9 @@ from bastion.model import Clock, Principal, RequestView, system_clock
 from bastion.tokens._compact import parse_compact
 from bastion.tokens.cache import RevocationHook, VerifiedTokenCache, token_key
 from bastion.tokens.verify import JwtVerifier
+
+if TYPE_CHECKING:  # httpx (and the CLI it imports) loads only where a client is made
+    import httpx
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -127,6 +129,8 @@ class BearerAuthenticator:
         owned = None
         fetches = any(i.jwks_url is not None or i.discovery_url is not None for i in issuers)
         if http_client is None and fetches:
+            import httpx
+
             http_client = owned = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         verifiers = [
             JwtVerifier.from_config(i, http_client=http_client, clock=clock) for i in issuers

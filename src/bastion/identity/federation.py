@@ -13,16 +13,18 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from bastion.config import LoginProviderConfig
 from bastion.model import Clock, system_clock
+
+if TYPE_CHECKING:  # httpx (and the CLI it imports) loads only where a client is made
+    import httpx
 
 ID_TOKEN_ALGS = ["RS256", "PS256", "ES256", "EdDSA"]
 LEEWAY = 60
@@ -69,9 +71,13 @@ class ExternalProvider:
         self._jwks: KeySet | None = None
 
     def _client(self) -> httpx.AsyncClient:
+        import httpx
+
         return httpx.AsyncClient(transport=self._transport, timeout=10, follow_redirects=False)
 
     async def metadata(self) -> dict[str, Any]:
+        import httpx
+
         if self._metadata is not None and time.monotonic() - self._metadata_at < METADATA_SECONDS:
             return self._metadata
         url = str(self.config.discovery_url or "") or (
@@ -111,6 +117,8 @@ class ExternalProvider:
     async def finish(self, remembered: dict[str, Any], params: dict[str, str]) -> ExternalIdentity:
         """Check the callback against what the session remembered, redeem the code and
         verify the ID token."""
+        import httpx
+
         if self._clock() > remembered.get("exp", 0):
             raise FederationError("the sign-in took too long")
         if not hmac.compare_digest(params.get("state", ""), str(remembered.get("state", ""))):
@@ -137,6 +145,8 @@ class ExternalProvider:
         return await self._identity(tokens["id_token"], str(remembered["nonce"]))
 
     async def _keys(self, refresh: bool = False) -> KeySet:
+        import httpx
+
         if self._jwks is None or refresh:
             meta = await self.metadata()
             try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.credentials._passwords import Passwords
@@ -23,6 +24,9 @@ from bastion.oauth._pages import Pages
 from bastion.oauth.login import PasswordStep
 from bastion.store.apikeys import ApiKeyStore
 from bastion.store.users import UserStore
+
+if TYPE_CHECKING:  # httpx (and the CLI it imports) loads only where a client is made
+    import httpx
 
 
 def install(

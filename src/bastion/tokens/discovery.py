@@ -20,16 +20,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from bastion.config import IssuerConfig
 from bastion.errors import Unavailable
 from bastion.model import Clock, system_clock
 from bastion.tokens._keyset import KeyIndex
 from bastion.tokens.jwks import DEFAULT_TIMEOUT, JwksCache, JwksFetchError, fetch_bounded
+
+if TYPE_CHECKING:  # httpx (and the CLI it imports) loads only where a client is made
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,11 @@ class DiscoveryKeySource:
         self._cache_seconds = cache_seconds
         self._min_refresh = min_refresh_seconds
         self._own_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        if client is None:
+            import httpx
+
+            client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._client = client
         self._clock = clock
         self._timeout = timeout
         self._max_bytes = max_bytes
@@ -170,6 +175,8 @@ class DiscoveryKeySource:
         await asyncio.shield(task)
 
     async def _fetch_and_store(self) -> None:
+        import httpx
+
         self.fetches += 1
         try:
             body = await fetch_bounded(

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry
 
@@ -32,6 +31,9 @@ from bastion.tokens._compact import MAX_TOKEN_BYTES, ParsedJws, is_number, parse
 from bastion.tokens._keyset import KeySource, StaticKeySource, VerificationKey
 from bastion.tokens.discovery import DiscoveryKeySource
 from bastion.tokens.jwks import JwksCache
+
+if TYPE_CHECKING:  # httpx (and the CLI it imports) loads only where a client is made
+    import httpx
 
 # RFC 8725 §3.11 explicit typing: an ID token, logout token or DPoP proof is not an
 # access token. A missing ``typ`` is accepted (most issuers omit it).
