@@ -96,7 +96,7 @@ def main() -> int:
     raw = args.out or folder / "stacks.txt"
     load = Load(args.threads, 64, args.duration, 2)
     demo = [PY, "-m", "bastion.demo", "--port", str(up_port)]
-    config = config_for(deployment, args.server, port)
+    config = config_for(deployment, args.server, port, forward_auth_only=args.scenario != "proxy")
     with running(demo, up_port), bastion(config, port, args.server) as sid:
         url = f"http://127.0.0.1:{port}{path}"
         load.run(url, headers, seconds=2)
