@@ -426,6 +426,9 @@ async def test_missing_key(auth: ApiKeyAuthenticator) -> None:
         "token=abc",
         "page=2&q=bst_abcdef",
         "page=2&q=bst%5Fabc",
+        "Page=2&TOKEN=1",
+        "a=1&%6Bey=x",  # "key", percent-encoded
+        "a=1&Api-Key=x",
     ],
 )
 async def test_key_in_query_string_is_refused(

@@ -45,7 +45,8 @@ KEY_ID_LEN = 12
 SECRET_LEN = 43
 CHECKSUM_LEN = 6
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-# Query parameters that are refused by name, whatever their value (see ``_query_key``).
+# Query parameters that are refused by name, whatever their value (see ``_query_key``,
+# whose quick check assumes each name contains "key" or "token").
 QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token"})
 NEGATIVE_TTL = 5.0
 FLUSH_INTERVAL = 30.0
@@ -366,12 +367,21 @@ class ApiKeyAuthenticator:
         self._header = config.header.lower()
         self._header_name = config.header
         self._prefix = config.prefix
+        self._prefix_lower = config.prefix.lower()
         self._challenge = f'ApiKey header="{config.header}"'
 
     def _query_key(self, query: str) -> str | None:
         """The name of a query parameter that carries (or is named like) an API key."""
         if not query:
             return None
+        lowered = query.lower()
+        if (
+            "%" not in query
+            and "key" not in lowered
+            and "token" not in lowered
+            and self._prefix_lower not in lowered
+        ):
+            return None  # no encoding, no key-like name, no key: nothing to parse
         for name, value in parse_qsl(query, keep_blank_values=True, errors="replace"):
             if value.startswith(self._prefix) or name.lower() in QUERY_KEY_NAMES:
                 return name

@@ -181,11 +181,14 @@ class BearerAuthenticator:
         token = _bearer_value(value)
         if token is None:
             raise AuthenticationError("no_bearer_token")
+        return token
+
+    def _check_syntax(self, token: str) -> None:
+        """What a token must look like before it is parsed (a cached one passed this)."""
         if not _B64TOKEN.fullmatch(token):
             raise BadRequest("malformed_authorization")
         if token.startswith(self._prefix):
             raise AuthenticationError("api_key_not_jwt")
-        return token
 
     async def authenticate(
         self, request: RequestView, issuers: frozenset[str] | None = None
@@ -209,6 +212,7 @@ class BearerAuthenticator:
         if cached is not None and (issuers is None or cached.issuer_name in issuers):
             principal = cached.principal
         else:
+            self._check_syntax(token)
             name, principal = await self._verify(token, issuers)
             if self._cache is not None and not self._is_revoked(principal):
                 self._cache.put(key, name, principal, len(token))
