@@ -85,3 +85,23 @@ def test_each_app_has_its_own_registry() -> None:
     first, second = Metrics(routes=["a"]), Metrics(routes=["a"])
     first.upstream_error("a")
     assert ("bastion_upstream_errors_total", (("route", "a"),)) not in samples(second)
+
+
+def test_a_latency_on_a_bucket_bound_falls_in_that_bucket() -> None:
+    metrics = Metrics(routes=["orders"])
+    for seconds in (0.001, 2.5):  # exactly "le 0.001"; beyond the last bound: +Inf only
+        metrics.decision(
+            route="orders",
+            outcome="allow",
+            credential="jwt",
+            reason="ok",
+            front_door="proxy",
+            seconds=seconds,
+        )
+    got = samples(metrics)
+
+    def bucket(le: str) -> float:
+        return got[("bastion_decision_seconds_bucket", (("front_door", "proxy"), ("le", le)))]
+
+    assert (bucket("0.0005"), bucket("0.001"), bucket("1.0"), bucket("+Inf")) == (0, 1, 1, 2)
+    assert got[("bastion_decision_seconds_sum", (("front_door", "proxy"),))] == 2.501
