@@ -227,6 +227,21 @@ async def test_valid_key_is_cached_no_io(
     assert len(store.gets) == 2
 
 
+async def test_forged_keys_for_a_cached_id_are_refused_without_io(
+    keys: ApiKeys, auth: ApiKeyAuthenticator, store: CountingStore
+) -> None:
+    # Once a key id is cached its checksum is not recomputed: the HMAC decides.
+    issued = await keys.issue(name="n", subject="s")
+    await auth.authenticate(req({"x-api-key": issued.key}))
+    bad_checksum = issued.key[:-1] + ("A" if issued.key[-1] != "A" else "B")
+    other_secret = issued.key[:20] + ("A" if issued.key[20] != "A" else "B") + issued.key[21:]
+    for forged in (bad_checksum, other_secret):
+        with pytest.raises(InvalidToken) as info:
+            await auth.authenticate(req({"x-api-key": forged}))
+        assert info.value.reason == "api_key_bad_secret"
+    assert store.gets == [issued.record.key_id]
+
+
 async def test_concurrent_misses_share_one_read(keys: ApiKeys, store: CountingStore) -> None:
     issued = await keys.issue(name="n", subject="s")
     results = await asyncio.gather(*(keys.verify(issued.key) for _ in range(20)))

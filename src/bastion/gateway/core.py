@@ -218,9 +218,8 @@ class Gateway:
 
     def _guard(self, request: RequestView) -> None:
         limits = self._limits
-        size = 0
-        for name, value in request.headers.items():
-            size += len(name) + len(value) + 4
+        headers = request.headers
+        size = sum(map(len, headers)) + sum(map(len, headers.values())) + 4 * len(headers)
         if size > limits.max_header_bytes:
             raise HeadersTooLarge("headers_too_large")
         if len(request.headers.get("authorization", "")) > limits.max_authorization_bytes:
