@@ -110,6 +110,18 @@ async def _components(rt: Runtime, token: str, api_key: str) -> list[tuple[str, 
     def add(name: str, fn: Callable[[], Any], n: int = N) -> None:
         rows.append((name, best_us(fn, n)))
 
+    from tests.gateway.rsgi_fake import FakeProtocol
+    from tests.gateway.rsgi_fake import scope as rsgi_scope
+
+    fwd = {k: v for k, v in base.items() if k != "host"}
+    rsgi_jwt = rsgi_scope("GET", "/_bastion/auth", {**fwd, "authorization": f"Bearer {token}"})
+    rsgi_key = rsgi_scope("GET", "/_bastion/auth", {**fwd, "x-api-key": api_key})
+
+    async def rsgi(request: Any) -> None:
+        await app.__rsgi__(request, FakeProtocol())
+
+    await add_async("RSGI app, forward-auth JWT (what granian calls)", lambda: rsgi(rsgi_jwt))
+    await add_async("RSGI app, forward-auth API key", lambda: rsgi(rsgi_key))
     await add_async(
         "ASGI app, forward-auth JWT (app + decide, no server)",
         lambda: app(jwt_scope, receive, _noop_send),
@@ -133,9 +145,7 @@ async def _components(rt: Runtime, token: str, api_key: str) -> list[tuple[str, 
     )
     add("  route match (normalise + table)", lambda: gw.match(jwt_view))
     add("  input guard (sizes)", lambda: gw._guard(jwt_view))
-    await add_async(
-        "  limiter hit (memory, sliding window)", lambda: limiter.hit("ip", rate, "127.0.0.1")
-    )
+    add("  limiter hit (memory, sliding window)", lambda: limiter.hit_now("ip", rate, "127.0.0.1"))
     await add_async(
         "  failures_blocked (2 peeks)",
         lambda: limiter.failures_blocked(account="alice", ip="127.0.0.1"),
@@ -155,7 +165,10 @@ async def _components(rt: Runtime, token: str, api_key: str) -> list[tuple[str, 
         "principal": "alice", "credential": "jwt", "key_id": None, "issuer": "https://i",
         "outcome": "allow", "status": 200, "reason": "ok", "latency_ms": 0.05,
     }  # fmt: skip
-    add("  audit emit (one JSON line, buffered)", lambda: audit.emit(event))
+    add(
+        "  audit emit (one decision line, buffered)",
+        lambda: audit.emit(event, plain_keys=True),
+    )
     add(
         "  metrics.decision (counter + histogram)",
         lambda: metrics.decision(
