@@ -4,6 +4,7 @@ tests/interop runs the real granian)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 
@@ -42,6 +43,7 @@ class FakeStream:
 @dataclass
 class FakeProtocol:
     request_body: bytes = b""
+    chunks_read: int = 0
     status: int | None = None
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
@@ -50,6 +52,11 @@ class FakeProtocol:
 
     async def __call__(self) -> bytes:
         return self.request_body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(self.request_body), 4096):  # as the server's reads
+            self.chunks_read += 1
+            yield self.request_body[start : start + 4096]
 
     async def client_disconnect(self) -> None:
         await self.disconnected.wait()

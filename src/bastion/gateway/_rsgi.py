@@ -13,6 +13,7 @@ proxied routes (see :func:`wants_rsgi`).
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from bastion.config import Config
@@ -47,6 +48,8 @@ class RSGIStream(Protocol):
 
 class RSGIProtocol(Protocol):
     async def __call__(self) -> bytes: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
 
     async def client_disconnect(self) -> None: ...
 
@@ -107,6 +110,7 @@ class _Bridge:
 
     def __init__(self, protocol: RSGIProtocol) -> None:
         self.protocol = protocol
+        self.body: AsyncIterator[bytes] | None = None
         self.body_read = False
         self.status = 0
         self.headers: list[tuple[str, str]] = []
@@ -115,13 +119,20 @@ class _Bridge:
         self.done = False
 
     async def receive(self) -> Message:
+        """The body chunk by chunk, as granian reads it (never buffered whole here: the
+        app's own size limits apply), then the client's disconnect."""
         if not self.body_read:
-            self.body_read = True
+            if self.body is None:
+                self.body = self.protocol.__aiter__()
             try:
-                body = await self.protocol()
+                chunk = await anext(self.body)
+            except StopAsyncIteration:
+                self.body_read = True
+                return {"type": "http.request", "body": b"", "more_body": False}
             except Exception:  # noqa: BLE001 - the client went away mid-body
+                self.body_read = True
                 return {"type": "http.disconnect"}
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": bytes(chunk), "more_body": True}
         await self.protocol.client_disconnect()
         return {"type": "http.disconnect"}
 
