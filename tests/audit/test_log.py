@@ -243,3 +243,50 @@ def test_secret_named_keys_are_masked_at_any_depth(tmp_path: Path) -> None:
     for secret in ("opaque9", "s3ss10n", "cs-plain"):
         assert secret not in text
     assert len(read_lines(path)) == 2
+
+
+DECISION_VALUES = (
+    "203.0.113.9", "GET", "api.example.com", "/orders/7", "orders", "proxy", "alice",
+    "jwt", "k1", "https://idp.example.com", "allow", 200, "ok",
+)  # fmt: skip
+
+
+def test_decision_lines_are_the_lines_emit_writes(tmp_path: Path) -> None:
+    # emit_decision remembers the serialised middle of a line; the bytes must not differ
+    # from emit()'s for the same event, on the first line or a remembered one.
+    fast, slow = tmp_path / "fast.jsonl", tmp_path / "slow.jsonl"
+    a, b = (
+        AuditLog(str(fast), clock=lambda: 1_738_324_800.123),
+        AuditLog(str(slow), clock=lambda: 1_738_324_800.123),
+    )
+    for request_id, latency in (("r-1", 0.042), ("r-2", 12.5), ("r-3", 0.0)):
+        a.emit_decision(request_id, DECISION_VALUES, latency)
+        event = {"ts": b.timestamp(), "request_id": request_id}
+        event.update(zip(_log.DECISION_FIELDS, DECISION_VALUES, strict=True))
+        event["latency_ms"] = latency
+        b.emit(event, plain_keys=True)
+    a.close()
+    b.close()
+    assert fast.read_bytes() == slow.read_bytes()
+    assert read_lines(fast)[1]["request_id"] == "r-2"
+    assert read_lines(fast)[0]["path"] == "/orders/7"
+
+
+def test_decision_lines_never_remember_a_secret(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    leaky = list(DECISION_VALUES)
+    leaky[3] = f"/login/{JWT}"  # a path that carries a token
+    leaky[6] = API_KEY  # a subject that is a key
+    for _ in range(3):
+        log.emit_decision("r-1", tuple(leaky), 0.1)
+        log.emit_decision(f"id-{API_KEY}", DECISION_VALUES, 0.1)  # an id that is a key
+        log.emit_decision('quote"and\\slash', DECISION_VALUES, 0.1)  # needs JSON escaping
+    log.close()
+    text = path.read_text()
+    for secret in SECRETS:
+        assert secret not in text
+    lines = read_lines(path)
+    assert len(lines) == 9
+    assert lines[0]["principal"] == REDACTED
+    assert lines[2]["request_id"] == 'quote"and\\slash'

@@ -106,14 +106,15 @@ class Redactor:
         """
         if value in self.known_clean:
             return True
-        if "?" in value or self._looks_secret(value):
+        if "?" in value or self.looks_secret(value):
             return False
         if len(self.known_clean) >= _CLEAN_MAX:
             self.known_clean.clear()
         self.known_clean.add(value)
         return True
 
-    def _looks_secret(self, value: str) -> bool:
+    def looks_secret(self, value: str) -> bool:
+        """Whether ``value`` holds a JWT, an API key or HTTP credentials."""
         for hint in self._text_hints:
             if hint in value:
                 return self._pattern.search(value) is not None

@@ -54,27 +54,24 @@ class AuditObserver:
         route = decision.route.name if decision.route is not None else None
         credential = principal.credential.value if principal is not None else None
         outcome = "allow" if decision.allowed else "deny"
-        audit = self.audit
-        audit.emit(
-            {
-                "ts": audit.timestamp(),
-                "request_id": decision.request_id,
-                "client_ip": request.client_ip,
-                "method": request.method,
-                "host": request.host,
-                "path": request.path,
-                "route": route,
-                "front_door": front_door,
-                "principal": principal.subject if principal is not None else None,
-                "credential": credential,
-                "key_id": principal.key_id if principal is not None else None,
-                "issuer": principal.issuer if principal is not None else None,
-                "outcome": outcome,
-                "status": decision.status,
-                "reason": decision.reason,
-                "latency_ms": round(seconds * 1000, 3),
-            },
-            plain_keys=True,
+        self.audit.emit_decision(
+            decision.request_id,
+            (  # in the order of bastion.audit._log.DECISION_FIELDS
+                request.client_ip,
+                request.method,
+                request.host,
+                request.path,
+                route,
+                front_door,
+                principal.subject if principal is not None else None,
+                credential,
+                principal.key_id if principal is not None else None,
+                principal.issuer if principal is not None else None,
+                outcome,
+                decision.status,
+                decision.reason,
+            ),
+            round(seconds * 1000, 3),
         )
         self.metrics.decision(
             route=route or "_none",
