@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from bastion.config import AuthMethod, Config
@@ -232,27 +232,32 @@ class Gateway:
                 raise PayloadTooLarge("body_too_large")
 
     async def _limit(
-        self, policy: str, rate: str | None, key: str, tightest: LimitResult | None
+        self, checks: Iterable[tuple[str, str | None, str]], tightest: LimitResult | None
     ) -> LimitResult | None:
-        """Consume one unit; return the result with the fewest units left so far."""
-        if rate is None:
-            return tightest
+        """Consume one unit of each (policy, rate, key) in order (a ``None`` rate is not
+        configured); return the result with the fewest units left so far. One coroutine
+        for all of them: in-process counters answer without awaiting."""
         limiter = self.limiter
-        outcome = limiter.hit_now(policy, rate, key) or await limiter.hit(policy, rate, key)
-        if not outcome.allowed:
-            raise RateLimited(
-                f"rate_limited:{policy}", retry_after=outcome.reset_after, headers=outcome.headers()
-            )
-        if tightest is None or outcome.remaining < tightest.remaining:
-            return outcome
+        for policy, rate, key in checks:
+            if rate is None:
+                continue
+            outcome = limiter.hit_now(policy, rate, key) or await limiter.hit(policy, rate, key)
+            if not outcome.allowed:
+                raise RateLimited(
+                    f"rate_limited:{policy}",
+                    retry_after=outcome.reset_after,
+                    headers=outcome.headers(),
+                )
+            if tightest is None or outcome.remaining < tightest.remaining:
+                tightest = outcome
         return tightest
 
     async def _decide(self, request: RequestView, decision: Decision) -> None:
         decision.path, route = self.match(request)
         decision.route = route
         self._guard(request)
-        rates, limit = self._rates, self._limit
-        tightest = await limit("ip", rates.per_ip, request.client_ip, None)
+        rates = self._rates
+        tightest = await self._limit((("ip", rates.per_ip, request.client_ip),), None)
         principal = ANONYMOUS if route.config.public else await self._authenticate(request, route)
         decision.principal = principal
         if principal is not ANONYMOUS:
@@ -260,12 +265,13 @@ class Gateway:
         self._authorize(principal, route)
         if principal is not ANONYMOUS:
             subject = f"{principal.credential.value}:{principal.subject}"
-            tightest = await limit("principal", rates.per_principal, subject, tightest)
+            checks = [("principal", rates.per_principal, subject)]
             if principal.client_id:
-                tightest = await limit("client", rates.per_client, principal.client_id, tightest)
+                checks.append(("client", rates.per_client, principal.client_id))
             if principal.key_id and principal.credential is CredentialType.API_KEY:
-                tightest = await limit("api_key", rates.per_api_key, principal.key_id, tightest)
-            tightest = await limit(route.limit_policy, route.config.rate_limit, subject, tightest)
+                checks.append(("api_key", rates.per_api_key, principal.key_id))
+            checks.append((route.limit_policy, route.config.rate_limit, subject))
+            tightest = await self._limit(checks, tightest)
         if tightest is not None:
             # The policy closest to exhaustion is the one the client needs to know.
             decision.headers = tightest.headers()
