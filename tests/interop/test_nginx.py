@@ -101,6 +101,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Deplo
                 # decided on a decoded path (only the RSGI interface answers this way).
                 prefix_form = httpx.get(direct + "/_bastion/auth/api/x", timeout=10)
                 assert prefix_form.headers["x-bastion-error"] == "raw_path_unavailable"
+                serve_log = (deployment.config_file.parent / "serve.log").read_text()
+                assert "(granian RSGI, 1 worker(s))" in " ".join(serve_log.split())
                 yield f"http://127.0.0.1:{port}", deployment
 
 

@@ -65,13 +65,15 @@ def run_server(
     os.environ["BASTION_CONFIG"] = str(config_path.resolve())
     listen = config.listen
     scheme = "https" if listen.tls else "http"
+    spec = server_spec(config)
+    # granian serves RSGI when no route is proxied (docs/deployment.md), else ASGI.
+    kind = f"granian {spec['interface'].upper()}" if server is Server.GRANIAN else server.value
     out.print(
         f"bastion gateway on {scheme}://{listen.host}:{listen.port} "
-        f"({server.value}, {listen.workers} worker(s)); Ctrl-C stops it"
+        f"({kind}, {listen.workers} worker(s)); Ctrl-C stops it"
     )
     if server is Server.UVICORN and importlib.util.find_spec("uvicorn") is None:
         fail("uvicorn is not installed (pip install uvicorn)")
-    spec = server_spec(config)
     if replace_process:
         sys.stdout.flush()
         args = [sys.executable, "-m", "bastion._server", server.value, json.dumps(spec)]
