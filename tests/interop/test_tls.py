@@ -71,11 +71,16 @@ def _handshake(port: int, version: ssl.TLSVersion) -> str:
         return tls.recv(200).decode("latin-1")
 
 
-def test_tls_listener_speaks_only_tls12_and_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("interface", ["asgi", "rsgi"])
+def test_tls_listener_speaks_only_tls12_and_up(tmp_path: Path, interface: str) -> None:
+    # granian serves ASGI when a route proxies and RSGI when none does: both listen alike.
     port = free_port()
     d = asyncio.run(make_deployment(tmp_path / "d", "http://127.0.0.1:9"))
     cert, key = self_signed(d.folder)
     data = yaml.safe_load(d.config_file.read_text())
+    if interface == "rsgi":
+        for route in data["routes"]:
+            route.pop("upstream", None)
     data["listen"] = {
         "host": "127.0.0.1",
         "port": port,
@@ -83,6 +88,8 @@ def test_tls_listener_speaks_only_tls12_and_up(tmp_path: Path) -> None:
     }
     d.config_file.write_text(yaml.safe_dump(data))
     with bastion_serve(d.config_file, port, scheme="https"):
+        log = " ".join((d.config_file.parent / "serve.log").read_text().split())
+        assert f"(granian {interface.upper()}, 1 worker(s))" in log
         assert handshake(port, ssl.TLSVersion.TLSv1_2).startswith("HTTP/1.1 200")
         assert handshake(port, ssl.TLSVersion.TLSv1_3).startswith("HTTP/1.1 200")
         for old in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
