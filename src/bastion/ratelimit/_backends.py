@@ -156,12 +156,16 @@ class MemoryBackend:
 
     def hit_now(self, item: RateLimitItem, key: str) -> tuple[bool, int, float]:
         """:meth:`hit` without a coroutine: no I/O, so the gateway calls it directly."""
+        return self.hit_counts(item.amount, item.get_expiry(), key)
+
+    def hit_counts(self, amount: int, expiry: int, key: str) -> tuple[bool, int, float]:
+        """:meth:`hit_now` for a rate already read: ``amount`` units per ``expiry`` s."""
         now = self._clock()
         if not self._next_sweep - SWEEP_SECONDS <= now < self._next_sweep:
             self._sweep(now)  # due, or the clock was set back
-        amount, expiry, storage = item.amount, item.get_expiry(), self.storage
         if self._sliding:
             return self._sliding_hit(amount, expiry, key, now)
+        storage = self.storage
         if self._strategy == "moving-window":
             allowed = storage.acquire_entry(key, amount, expiry, 1)
             remaining, reset_in = self._moving(amount, expiry, key)

@@ -136,11 +136,12 @@ class RateLimiter:
         if spec is None:
             spec = self._key(policy, rate, key)
         skey, item, window = spec
-        allowed, remaining, reset_in = backend.hit_now(item, skey)
+        amount = item.amount
+        allowed, remaining, reset_in = backend.hit_counts(amount, window, skey)
         if allowed:  # inlined _result: this runs for every policy of every request
             reset_after = max(0, math.ceil(reset_in))
-            return LimitResult(True, policy, item.amount, remaining, reset_after, window)
-        return self._result(allowed, policy, item.amount, remaining, reset_in, window)
+            return LimitResult(True, policy, amount, remaining, reset_after, window)
+        return self._result(allowed, policy, amount, remaining, reset_in, window)
 
     def _key(self, policy: str, rate: str, key: str) -> tuple[str, RateLimitItem, int]:
         item, suffix, window = self._rate(rate)
