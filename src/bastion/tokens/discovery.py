@@ -27,7 +27,13 @@ from bastion.config import IssuerConfig
 from bastion.errors import Unavailable
 from bastion.model import Clock, system_clock
 from bastion.tokens._keyset import KeyIndex
-from bastion.tokens.jwks import DEFAULT_TIMEOUT, JwksCache, JwksFetchError, fetch_bounded
+from bastion.tokens.jwks import (
+    DEFAULT_TIMEOUT,
+    JwksCache,
+    JwksFetchError,
+    RemoteDocument,
+    fetch_bounded,
+)
 
 if TYPE_CHECKING:  # httpx (and the CLI it imports) loads only where a client is made
     import httpx
@@ -77,7 +83,7 @@ def parse_discovery(raw: bytes, *, issuer: str, discovery_url: str) -> str:
     return jwks_uri
 
 
-class DiscoveryKeySource:
+class DiscoveryKeySource(RemoteDocument):
     """The keys of an issuer configured by ``discovery_url``; implements ``KeySource``.
 
     Args:
@@ -105,25 +111,18 @@ class DiscoveryKeySource:
         max_bytes: int = DEFAULT_MAX_BYTES,
         label: str = "",
     ) -> None:
-        self.url = url
+        super().__init__(
+            url,
+            cache_seconds=cache_seconds,
+            min_refresh_seconds=min_refresh_seconds,
+            client=client,
+            clock=clock,
+            timeout=timeout,
+            max_bytes=max_bytes,
+            label=label,
+        )
         self.issuer = issuer
-        self._cache_seconds = cache_seconds
-        self._min_refresh = min_refresh_seconds
-        self._own_client = client is None
-        if client is None:
-            import httpx
-
-            client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._client = client
-        self._clock = clock
-        self._timeout = timeout
-        self._max_bytes = max_bytes
-        self._label = label or url
         self._jwks: JwksCache | None = None
-        self._last_attempt: float | None = None
-        self._inflight: asyncio.Task[None] | None = None
-        self.fetches = 0
-        """Document fetch attempts made (for metrics and tests)."""
 
     @classmethod
     def for_issuer(
@@ -214,8 +213,3 @@ class DiscoveryKeySource:
 
     def _log_failure(self, why: str) -> None:
         log.warning("discovery %s: fetch failed (%s); failing closed", self._label, why)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this source made it."""
-        if self._own_client:
-            await self._client.aclose()

@@ -94,7 +94,49 @@ async def fetch_bounded(
     return bytes(body)
 
 
-class JwksCache:
+class RemoteDocument:
+    """What every fetched document source holds: its URL, how often it may be fetched,
+    the HTTP client (made, and then owned and closed, when none is shared) and the
+    state of the fetch in flight. :class:`JwksCache` and the discovery source build on it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        cache_seconds: float,
+        min_refresh_seconds: float,
+        client: httpx.AsyncClient | None,
+        clock: Clock,
+        timeout: float,
+        max_bytes: int,
+        label: str,
+    ) -> None:
+        self.url = url
+        self._cache_seconds = cache_seconds
+        self._min_refresh = min_refresh_seconds
+        self._own_client = client is None
+        if client is None:
+            import httpx  # only deployments that fetch pay for httpx (and its CLI)
+
+            client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._client = client
+        self._clock = clock
+        self._timeout = timeout
+        self._max_bytes = max_bytes
+        self._label = label or url
+        self._last_attempt: float | None = None
+        self._inflight: asyncio.Task[None] | None = None
+        self.fetches = 0
+        """Fetch attempts made (for metrics and tests)."""
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this source made it."""
+        if self._own_client:
+            await self._client.aclose()
+
+
+class JwksCache(RemoteDocument):
     """The keys behind one issuer's ``jwks_url``; implements ``KeySource``.
 
     Args:
@@ -121,25 +163,18 @@ class JwksCache:
         max_bytes: int = DEFAULT_MAX_BYTES,
         label: str = "",
     ) -> None:
-        self.url = url
-        self._cache_seconds = cache_seconds
-        self._min_refresh = min_refresh_seconds
-        self._own_client = client is None
-        if client is None:
-            import httpx
-
-            client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._client = client
-        self._clock = clock
-        self._timeout = timeout
-        self._max_bytes = max_bytes
-        self._label = label or url
+        super().__init__(
+            url,
+            cache_seconds=cache_seconds,
+            min_refresh_seconds=min_refresh_seconds,
+            client=client,
+            clock=clock,
+            timeout=timeout,
+            max_bytes=max_bytes,
+            label=label,
+        )
         self._index: KeyIndex | None = None
         self._fetched_at = 0.0
-        self._last_attempt: float | None = None
-        self._inflight: asyncio.Task[None] | None = None
-        self.fetches = 0
-        """Fetch attempts made (for metrics and tests)."""
 
     @classmethod
     def for_issuer(
@@ -222,8 +257,3 @@ class JwksCache:
             max_bytes=self._max_bytes,
         )
         return parse_jwks(body)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this cache made it."""
-        if self._own_client:
-            await self._client.aclose()
