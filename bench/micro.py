@@ -154,7 +154,8 @@ async def _components(rt: Runtime, token: str, api_key: str) -> list[tuple[str, 
     await add_async(
         "  api-key authenticate (HMAC + cache hit)", lambda: apikey.authenticate(key_view)
     )
-    add("  identity headers", lambda: gw._identity_headers(principal, route, jwt_view))
+    plan = gw._plan(principal, route)
+    add("  identity headers", lambda: gw._identity_headers(plan, principal, route, jwt_view))
     add(
         "  observer.decided (audit + metrics)",
         lambda: gw.observer.decided(jwt_view, jwt_decision, "forward_auth", 0.0001),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from bastion.config import AuthMethod
 from bastion.errors import InvalidToken
@@ -24,6 +26,9 @@ class FakeOutcome:
         return out
 
 
+Check = tuple[str, str, str]
+
+
 @dataclass
 class FakeLimiter:
     deny_policies: set[str] = field(default_factory=set)
@@ -31,12 +36,24 @@ class FakeLimiter:
     hits: list[tuple[str, str, str]] = field(default_factory=list)
     failures: list[tuple[str | None, str]] = field(default_factory=list)
 
-    def hit_now(self, policy: str, rate: str, key: str) -> None:
-        return None  # behaves like a shared (Redis) store: always awaited
+    in_process = False  # behaves like a shared (Redis) store: always awaited
 
-    async def hit(self, policy: str, rate: str, key: str) -> FakeOutcome:
-        self.hits.append((policy, rate, key))
-        return FakeOutcome(allowed=policy not in self.deny_policies, policy=policy)
+    def prepare(self, checks: Iterable[tuple[str, str | None, str]]) -> tuple[Check, ...]:
+        return tuple((p, r, k) for p, r, k in checks if r is not None)
+
+    def hit_all_now(self, checks: tuple[Check, ...]) -> NoReturn:
+        raise AssertionError("the core called a *_now method of a limiter not in process")
+
+    async def hit_all(self, checks: tuple[Check, ...]) -> FakeOutcome | None:
+        tightest = None
+        for policy, rate, key in checks:
+            self.hits.append((policy, rate, key))
+            tightest = FakeOutcome(allowed=policy not in self.deny_policies, policy=policy)
+            if not tightest.allowed:
+                break
+        return tightest
+
+    failures_blocked_now = hit_all_now
 
     async def failures_blocked(self, *, account: str | None, ip: str) -> FakeOutcome | None:
         return FakeOutcome(False, "failed_auth") if self.blocked else None
@@ -73,6 +90,9 @@ class TokenAuthenticator:
 
     def challenge(self, error: str | None = None) -> str:
         return 'Bearer realm="bastion"' + (f', error="{error}"' if error else "")
+
+    def authenticate_now(self, request: RequestView) -> Principal | None:
+        return None  # every call is counted in authenticate()
 
     async def authenticate(self, request: RequestView) -> Principal:
         self.calls += 1

@@ -26,5 +26,10 @@ class Authenticator(Protocol):
     def challenge(self, error: str | None = None) -> str:
         """The ``WWW-Authenticate`` challenge for this method (RFC 7235 §4.1)."""
 
+    def authenticate_now(self, request: RequestView) -> Principal | None:
+        """The principal when proving it needs no I/O (a credential verified before and
+        still valid), else None: :meth:`authenticate` then verifies or refuses it.
+        Never raises for a bad credential."""
+
     async def authenticate(self, request: RequestView) -> Principal:
         """Verify the credential. Raises AuthenticationError (never returns None)."""

@@ -166,6 +166,9 @@ class BasicAuthenticator:
             "change the password, since it was sent in clear.",
         )
 
+    def authenticate_now(self, request: RequestView) -> Principal | None:
+        return None  # every password is checked (argon2id, off the event loop)
+
     async def authenticate(self, request: RequestView) -> Principal:
         self._check_transport(request)
         creds = parse_basic(request.headers.get("authorization", ""))

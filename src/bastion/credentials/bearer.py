@@ -220,6 +220,23 @@ class BearerAuthenticator:
             raise InvalidToken("revoked")
         return principal
 
+    def authenticate_now(
+        self, request: RequestView, issuers: frozenset[str] | None = None
+    ) -> Principal | None:
+        """The principal of a token verified before (cache hit, not revoked), without I/O;
+        None for anything else, which :meth:`authenticate` then verifies or refuses."""
+        if self._cache is None:
+            return None
+        try:
+            token = self._token(request)
+        except BastionError:
+            return None
+        cached = self._cache.get(token_key(token), count_miss=False)
+        if cached is None or (issuers is not None and cached.issuer_name not in issuers):
+            return None
+        principal = cached.principal
+        return None if self._is_revoked(principal) else principal
+
     def _is_revoked(self, principal: Principal) -> bool:
         return self._revoked is not None and self._revoked(principal)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from bastion.config import AuthMethod, Config
 from bastion.credentials import Authenticator
@@ -28,7 +28,7 @@ from bastion.errors import (
 from bastion.gateway.decision import Decision
 from bastion.gateway.routes import Route, RouteTable, normalize_path
 from bastion.model import ANONYMOUS, Clock, CredentialType, Principal, RequestView, system_clock
-from bastion.ratelimit import LimitResult
+from bastion.ratelimit import LimitResult, Prepared
 
 log = logging.getLogger("bastion.gateway")
 
@@ -75,9 +75,19 @@ class InternalError(BastionError):
 
 
 class Limiter(Protocol):
-    def hit_now(self, policy: str, rate: str, key: str) -> LimitResult | None: ...
+    """Rate limits (bastion.ratelimit.RateLimiter). The ``*_now`` methods answer from
+    in-process counters and are called only when ``in_process`` is true."""
 
-    async def hit(self, policy: str, rate: str, key: str) -> LimitResult: ...
+    @property
+    def in_process(self) -> bool: ...
+
+    def prepare(self, checks: Iterable[tuple[str, str | None, str]]) -> Prepared: ...
+
+    def hit_all_now(self, checks: Prepared) -> LimitResult | None: ...
+
+    async def hit_all(self, checks: Prepared) -> LimitResult | None: ...
+
+    def failures_blocked_now(self, *, account: str | None, ip: str) -> LimitResult | None: ...
 
     async def failures_blocked(self, *, account: str | None, ip: str) -> LimitResult | None: ...
 
@@ -94,6 +104,11 @@ class Observer(Protocol):
 
 class AssertionSigner(Protocol):
     def sign(self, principal: Principal, audience: str, request_id: str) -> str: ...
+
+
+class _Plan(NamedTuple):
+    block: tuple[tuple[str, str], ...]  # identity headers but the request id and assertion
+    checks: Prepared  # post-authentication rate limits
 
 
 class Gateway:
@@ -121,7 +136,7 @@ class Gateway:
         self._prefix = config.identity.header_prefix
         self._issuer_by_name = {i.name: i.issuer for i in config.issuers}
         self._spoofable = (self._prefix.lower(), config.identity.assertion_header.lower())
-        self._identity_blocks: dict[tuple[object, ...], tuple[tuple[str, str], ...]] = {}
+        self._plans: dict[tuple[object, ...], _Plan] = {}
         missing = {m for r in self.routes.routes for m in r.auth} - set(self.authenticators)
         if missing:
             names = ", ".join(sorted(m.value for m in missing))
@@ -231,64 +246,84 @@ class Gateway:
             if int(length) > limits.max_body_bytes:
                 raise PayloadTooLarge("body_too_large")
 
-    async def _limit(
-        self, checks: Iterable[tuple[str, str | None, str]], tightest: LimitResult | None
-    ) -> LimitResult | None:
-        """Consume one unit of each (policy, rate, key) in order (a ``None`` rate is not
-        configured); return the result with the fewest units left so far. One coroutine
-        for all of them: in-process counters answer without awaiting."""
-        limiter = self.limiter
-        for policy, rate, key in checks:
-            if rate is None:
-                continue
-            outcome = limiter.hit_now(policy, rate, key) or await limiter.hit(policy, rate, key)
-            if not outcome.allowed:
-                raise RateLimited(
-                    f"rate_limited:{policy}",
-                    retry_after=outcome.reset_after,
-                    headers=outcome.headers(),
-                )
-            if tightest is None or outcome.remaining < tightest.remaining:
-                tightest = outcome
+    @staticmethod
+    def _tighter(result: LimitResult | None, tightest: LimitResult | None) -> LimitResult | None:
+        """Raise for a denied check; else whichever result has fewer units left."""
+        if result is None:
+            return tightest
+        if not result.allowed:
+            raise RateLimited(
+                f"rate_limited:{result.policy}",
+                retry_after=result.reset_after,
+                headers=result.headers(),
+            )
+        if tightest is None or result.remaining < tightest.remaining:
+            return result
         return tightest
 
     async def _decide(self, request: RequestView, decision: Decision) -> None:
         decision.path, route = self.match(request)
         decision.route = route
         self._guard(request)
-        rates = self._rates
-        tightest = await self._limit((("ip", rates.per_ip, request.client_ip),), None)
-        principal = ANONYMOUS if route.config.public else await self._authenticate(request, route)
+        limiter = self.limiter
+        # In-process counters and a credential verified before answer without I/O: the
+        # common request then makes no coroutine beyond this one.
+        local = limiter.in_process
+        ip = limiter.prepare((("ip", self._rates.per_ip, request.client_ip),))
+        tightest = self._tighter(
+            limiter.hit_all_now(ip) if local else await limiter.hit_all(ip), None
+        )
+        if route.config.public:
+            principal = ANONYMOUS
+        else:
+            found = self._authenticate_now(request, route) if local else None
+            principal = found or await self._authenticate(request, route)
         decision.principal = principal
         if principal is not ANONYMOUS:
             self._check_assurance(principal, route)
         self._authorize(principal, route)
-        if principal is not ANONYMOUS:
-            subject = f"{principal.credential.value}:{principal.subject}"
-            checks = [("principal", rates.per_principal, subject)]
-            if principal.client_id:
-                checks.append(("client", rates.per_client, principal.client_id))
-            if principal.key_id and principal.credential is CredentialType.API_KEY:
-                checks.append(("api_key", rates.per_api_key, principal.key_id))
-            checks.append((route.limit_policy, route.config.rate_limit, subject))
-            tightest = await self._limit(checks, tightest)
+        plan = self._plan(principal, route)
+        if plan.checks:
+            result = (
+                limiter.hit_all_now(plan.checks) if local else await limiter.hit_all(plan.checks)
+            )
+            tightest = self._tighter(result, tightest)
         if tightest is not None:
             # The policy closest to exhaustion is the one the client needs to know.
             decision.headers = tightest.headers()
         decision.allowed = True
         decision.status = 200
         decision.error = None
-        decision.upstream_headers = self._identity_headers(principal, route, request)
+        decision.upstream_headers = self._identity_headers(plan, principal, route, request)
 
-    async def _authenticate(self, request: RequestView, route: Route) -> Principal:
-        authenticator = None
+    def _choose(self, request: RequestView, route: Route) -> Authenticator:
+        """The first of the route's methods whose credential the request carries."""
         for method in route.auth:
             candidate = self.authenticators[method]
             if candidate.present(request):
-                authenticator = candidate
-                break
-        if authenticator is None:
-            raise AuthenticationError("no_credentials")
+                return candidate
+        raise AuthenticationError("no_credentials")
+
+    def _issuer_allowed(self, principal: Principal, route: Route) -> bool:
+        if route.issuers is None or principal.credential is not CredentialType.JWT:
+            return True
+        return principal.issuer in {self._issuer_by_name[name] for name in route.issuers}
+
+    def _authenticate_now(self, request: RequestView, route: Route) -> Principal | None:
+        """:meth:`_authenticate` when it succeeds without I/O (in-process counters, a
+        credential verified before); None when it would not, having counted nothing:
+        the same steps then run in :meth:`_authenticate`, which raises what they find."""
+        authenticator = self._choose(request, route)
+        account = authenticator.account(request)
+        if self.limiter.failures_blocked_now(account=account, ip=request.client_ip) is not None:
+            return None
+        principal = authenticator.authenticate_now(request)
+        if principal is None or not self._issuer_allowed(principal, route):
+            return None
+        return principal
+
+    async def _authenticate(self, request: RequestView, route: Route) -> Principal:
+        authenticator = self._choose(request, route)
         account = authenticator.account(request)
         ip = request.client_ip
         blocked = await self.limiter.failures_blocked(account=account, ip=ip)
@@ -301,10 +336,8 @@ class Gateway:
         except AuthenticationError:
             await self.limiter.record_failure(account=account, ip=ip)
             raise
-        if route.issuers is not None and principal.credential is CredentialType.JWT:
-            allowed = {self._issuer_by_name[name] for name in route.issuers}
-            if principal.issuer not in allowed:
-                raise InvalidToken("issuer_not_allowed_on_route")
+        if not self._issuer_allowed(principal, route):
+            raise InvalidToken("issuer_not_allowed_on_route")
         return principal
 
     @staticmethod
@@ -330,12 +363,10 @@ class Gateway:
             (p + "Route", route.name),
         )
 
-    def _identity_headers(
-        self, principal: Principal, route: Route, request: RequestView
-    ) -> list[tuple[str, str]]:
-        p = self._prefix
-        # The same principals reach the same routes over and over: their headers are
-        # rendered once (bounded). Every field the headers show is in the key.
+    def _plan(self, principal: Principal, route: Route) -> _Plan:
+        """The identity headers and post-authentication rate-limit checks of ``principal``
+        on ``route``. The same principals reach the same routes over and over: plans are
+        made once (bounded); every field they depend on is in the key."""
         key = (
             principal.subject,
             principal.credential,
@@ -346,13 +377,28 @@ class Gateway:
             principal.key_id,
             route.name,
         )
-        block = self._identity_blocks.get(key)
-        if block is None:
-            block = self._identity_block(principal, route)
-            if len(self._identity_blocks) >= 4096:
-                self._identity_blocks.clear()
-            self._identity_blocks[key] = block
-        headers = [*block, (p + "Request-Id", request.request_id)]
+        plan = self._plans.get(key)
+        if plan is None:
+            checks: list[tuple[str, str | None, str]] = []
+            if principal is not ANONYMOUS:
+                rates = self._rates
+                subject = f"{principal.credential.value}:{principal.subject}"
+                checks.append(("principal", rates.per_principal, subject))
+                if principal.client_id:
+                    checks.append(("client", rates.per_client, principal.client_id))
+                if principal.key_id and principal.credential is CredentialType.API_KEY:
+                    checks.append(("api_key", rates.per_api_key, principal.key_id))
+                checks.append((route.limit_policy, route.config.rate_limit, subject))
+            plan = _Plan(self._identity_block(principal, route), self.limiter.prepare(checks))
+            if len(self._plans) >= 4096:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
+    def _identity_headers(
+        self, plan: _Plan, principal: Principal, route: Route, request: RequestView
+    ) -> list[tuple[str, str]]:
+        headers = [*plan.block, (self._prefix + "Request-Id", request.request_id)]
         if route.config.assertion and self.signer is not None:
             audience = str(route.config.upstream) if route.config.upstream else route.name
             token = self.signer.sign(principal, audience, request.request_id)

@@ -143,6 +143,14 @@ class OwnTokenAuthenticator:
     def challenge(self, error: str | None = None) -> str:
         return self.bearer.challenge(error)
 
+    def authenticate_now(
+        self, request: RequestView, issuers: frozenset[str] | None = None
+    ) -> Principal | None:
+        token = _bearer_value(request.headers.get("authorization"))
+        if token is not None and token.startswith(OPAQUE_PREFIX):
+            return None  # looked up in the store: authenticate()
+        return self.bearer.authenticate_now(request, issuers)
+
     async def authenticate(
         self, request: RequestView, issuers: frozenset[str] | None = None
     ) -> Principal:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from bastion.ratelimit._limiter import FAILED_ACCOUNT_POLICY, FAILED_IP_POLICY, RateLimiter
+from bastion.ratelimit._limiter import (
+    FAILED_ACCOUNT_POLICY,
+    FAILED_IP_POLICY,
+    Prepared,
+    RateLimiter,
+)
 from bastion.ratelimit._result import LimitResult
 
-__all__ = ["FAILED_ACCOUNT_POLICY", "FAILED_IP_POLICY", "LimitResult", "RateLimiter"]
+__all__ = ["FAILED_ACCOUNT_POLICY", "FAILED_IP_POLICY", "LimitResult", "Prepared", "RateLimiter"]

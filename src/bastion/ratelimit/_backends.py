@@ -174,6 +174,10 @@ class MemoryBackend:
         return count <= amount, max(0, amount - count), storage.get_expiry(key) - self._clock()
 
     async def peek(self, item: RateLimitItem, key: str) -> tuple[int, float]:
+        return self.peek_now(item, key)
+
+    def peek_now(self, item: RateLimitItem, key: str) -> tuple[int, float]:
+        """:meth:`peek` without a coroutine (no I/O)."""
         amount, expiry = item.amount, item.get_expiry()
         if self._strategy == "sliding-window-counter":
             return self._sliding_peek(amount, expiry, key)

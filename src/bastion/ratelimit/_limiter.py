@@ -11,6 +11,7 @@ import hashlib
 import math
 import re
 import time
+from collections.abc import Iterable
 
 import limits
 from limits import RateLimitItem
@@ -33,6 +34,9 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9:._@\[\]-]{1,64}")
 
 
 MAX_RECENT_FAILURES = 100_000
+
+# Checks ready for RateLimiter.hit_all: (policy, storage key, rate, window seconds).
+Prepared = tuple[tuple[str, str, RateLimitItem, int], ...]
 
 
 def _digest(value: str) -> str:
@@ -143,6 +147,68 @@ class RateLimiter:
             return LimitResult(True, policy, amount, remaining, reset_after, window)
         return self._result(allowed, policy, amount, remaining, reset_in, window)
 
+    @property
+    def in_process(self) -> bool:
+        """Whether the counters live in this process: the ``*_now`` methods then answer
+        without I/O (and must not be called otherwise)."""
+        return self._memory is not None
+
+    def prepare(self, checks: Iterable[tuple[str, str | None, str]]) -> Prepared:
+        """(policy, rate, key) checks in the form :meth:`hit_all` consumes; a ``None``
+        rate (not configured) is left out. The result holds no state: callers may keep
+        it for keys that recur (a principal on a route)."""
+        keys = self._keys
+        out = []
+        for policy, rate, key in checks:
+            if rate is None:
+                continue
+            spec = keys.get((policy, rate, key))
+            if spec is None:
+                spec = self._key(policy, rate, key)
+            out.append((policy, *spec))
+        return tuple(out)
+
+    def hit_all_now(self, checks: Prepared) -> LimitResult | None:
+        """:meth:`hit_all` on in-process counters, without a coroutine."""
+        backend = self._memory
+        if backend is None:
+            raise RuntimeError("hit_all_now needs in-process counters (see in_process)")
+        tightest = None
+        for policy, skey, item, window in checks:
+            amount = item.amount
+            allowed, remaining, reset_in = backend.hit_counts(amount, window, skey)
+            if not allowed:
+                return self._result(False, policy, amount, remaining, reset_in, window)
+            if tightest is None or remaining < tightest[3]:
+                tightest = (policy, amount, window, remaining, reset_in)
+        if tightest is None:
+            return None
+        policy, amount, window, remaining, reset_in = tightest
+        return LimitResult(True, policy, amount, remaining, max(0, math.ceil(reset_in)), window)
+
+    async def hit_all(self, checks: Prepared) -> LimitResult | None:
+        """Consume one unit of each prepared check, in order. Returns the first denial
+        (later checks are not consumed), else the result with the fewest units left;
+        None when there was nothing to check.
+
+        Raises:
+            Unavailable: the storage could not be reached (fail closed).
+        """
+        if self._memory is not None:
+            return self.hit_all_now(checks)
+        tightest = None
+        for policy, skey, item, window in checks:
+            try:
+                allowed, remaining, reset_in = await self._backend.hit(item, skey)
+            except Exception as exc:  # fail closed on any storage failure
+                raise Unavailable(f"rate limit storage failed: {type(exc).__name__}") from exc
+            result = self._result(allowed, policy, item.amount, remaining, reset_in, window)
+            if not allowed:
+                return result
+            if tightest is None or result.remaining < tightest.remaining:
+                tightest = result
+        return tightest
+
     def _key(self, policy: str, rate: str, key: str) -> tuple[str, RateLimitItem, int]:
         item, suffix, window = self._rate(rate)
         spec = (f"{policy}/{_storage_key(key)}/{suffix}", item, window)
@@ -190,16 +256,29 @@ class RateLimiter:
         Raises:
             Unavailable: the storage could not be reached (fail closed).
         """
-        local = self._backend.local
-        if local and not self._recent_failures:
+        if self._memory is not None:
+            return self.failures_blocked_now(account=account, ip=ip)
+        for policy, rate, key in self._failure_keys(account, ip):
+            result = await self._peek(policy, rate, key)
+            if not result.allowed:
+                return result
+        return None
+
+    def failures_blocked_now(self, *, account: str | None, ip: str) -> LimitResult | None:
+        """:meth:`failures_blocked` on in-process counters, without a coroutine."""
+        backend = self._memory
+        if backend is None:
+            raise RuntimeError("failures_blocked_now needs in-process counters")
+        if not self._recent_failures:
             return None  # no failure counted in this process lately: nothing to peek
         now = time.monotonic()
         for policy, rate, key in self._failure_keys(account, ip):
-            if local:
-                deadline = self._recent_failures.get(f"{policy}/{key}")
-                if deadline is None or deadline < now:
-                    continue
-            result = await self._peek(policy, rate, key)
+            deadline = self._recent_failures.get(f"{policy}/{key}")
+            if deadline is None or deadline < now:
+                continue
+            item, suffix, window = self._rate(rate)
+            remaining, reset_in = backend.peek_now(item, f"{policy}/{key}/{suffix}")
+            result = self._result(remaining > 0, policy, item.amount, remaining, reset_in, window)
             if not result.allowed:
                 return result
         return None

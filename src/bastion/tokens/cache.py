@@ -102,11 +102,14 @@ class VerifiedTokenCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: bytes) -> CachedToken | None:
-        """The cached entry if it is still unexpired and not revoked; else drop it."""
+    def get(self, key: bytes, *, count_miss: bool = True) -> CachedToken | None:
+        """The cached entry if it is still unexpired and not revoked; else drop it.
+
+        ``count_miss=False``: a first look whose miss the caller will count by asking
+        again (the gateway's no-I/O attempt before the full verification)."""
         entry = self._entries.get(key)
         if entry is None:
-            self.misses += 1
+            self.misses += count_miss
             return None
         if self._clock() >= entry.expires_at or (
             self._revoked is not None and self._revoked(entry.principal)
