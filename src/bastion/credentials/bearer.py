@@ -225,16 +225,23 @@ class BearerAuthenticator:
     ) -> Principal | None:
         """The principal of a token verified before (cache hit, not revoked), without I/O;
         None for anything else, which :meth:`authenticate` then verifies or refuses."""
-        if self._cache is None:
+        token = _bearer_value(request.headers.get("authorization"))
+        return None if token is None else self.cached(token, request, issuers)
+
+    def cached(
+        self, token: str, request: RequestView, issuers: frozenset[str] | None = None
+    ) -> Principal | None:
+        """:meth:`authenticate_now` for the request's bearer ``token``, already read."""
+        cache = self._cache
+        if cache is None or len(token) > self._max_bytes:
             return None
-        try:
-            token = self._token(request)
-        except BastionError:
+        if request.query and token_in_query(request.query):
+            return None  # authenticate() refuses it
+        # A verified token is ASCII: any other text misses, and authenticate() says why.
+        found = cache.get(token_key(token), count_miss=False)
+        if found is None or (issuers is not None and found.issuer_name not in issuers):
             return None
-        cached = self._cache.get(token_key(token), count_miss=False)
-        if cached is None or (issuers is not None and cached.issuer_name not in issuers):
-            return None
-        principal = cached.principal
+        principal = found.principal
         return None if self._is_revoked(principal) else principal
 
     def _is_revoked(self, principal: Principal) -> bool:

@@ -137,6 +137,7 @@ class Gateway:
         self._issuer_by_name = {i.name: i.issuer for i in config.issuers}
         self._spoofable = (self._prefix.lower(), config.identity.assertion_header.lower())
         self._plans: dict[tuple[object, ...], _Plan] = {}
+        self._ip_checks: dict[str, Prepared] = {}
         missing = {m for r in self.routes.routes for m in r.auth} - set(self.authenticators)
         if missing:
             names = ", ".join(sorted(m.value for m in missing))
@@ -269,7 +270,7 @@ class Gateway:
         # In-process counters and a credential verified before answer without I/O: the
         # common request then makes no coroutine beyond this one.
         local = limiter.in_process
-        ip = limiter.prepare((("ip", self._rates.per_ip, request.client_ip),))
+        ip = self._ip_checks.get(request.client_ip) or self._ip_check(request.client_ip)
         tightest = self._tighter(
             limiter.hit_all_now(ip) if local else await limiter.hit_all(ip), None
         )
@@ -295,6 +296,14 @@ class Gateway:
         decision.status = 200
         decision.error = None
         decision.upstream_headers = self._identity_headers(plan, principal, route, request)
+
+    def _ip_check(self, client_ip: str) -> Prepared:
+        """The per-IP check, prepared once per address (bounded)."""
+        if len(self._ip_checks) >= 4096:
+            self._ip_checks.clear()
+        check = self.limiter.prepare((("ip", self._rates.per_ip, client_ip),))
+        self._ip_checks[client_ip] = check
+        return check
 
     def _choose(self, request: RequestView, route: Route) -> Authenticator:
         """The first of the route's methods whose credential the request carries."""

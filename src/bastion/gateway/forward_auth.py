@@ -27,14 +27,6 @@ class UntrustedForwarder(Forbidden):
     code = "forbidden"
 
 
-def _original(headers: dict[str, str], *names: str) -> str | None:
-    for name in names:
-        value = headers.get(name)
-        if value:
-            return value
-    return None
-
-
 def view_from_forwarded(scope: Scope, trust: Trust, prefix_path: str = "") -> RequestView:
     """The original request, as described by a trusted proxy's headers (ASGI).
 
@@ -57,20 +49,22 @@ def view_from_headers(
     ``own_method`` and ``query`` are the auth request's own (Envoy's prefix form)."""
     if not trust.trusted(peer):
         raise UntrustedForwarder("untrusted_forwarder")
-    method = _original(headers, "x-forwarded-method", "x-original-method")
-    uri = _original(headers, "x-forwarded-uri", "x-original-uri")
-    if method is None and uri is None and prefix_path:
+    # Traefik's and Caddy's names first, then the nginx snippet's (an empty value counts
+    # as absent).
+    method = headers.get("x-forwarded-method") or headers.get("x-original-method")
+    uri = headers.get("x-forwarded-uri") or headers.get("x-original-uri")
+    if not method and not uri and prefix_path:
         # Envoy ext_authz (HTTP service): same method, original path after the prefix.
         method = own_method
         uri = prefix_path + ("?" + query if query else "")
-    if method is None or uri is None:
+    if not method or not uri:
         raise BadRequest("missing_forwarded_request")
     method = method.upper()
     if method not in _METHODS:
         raise BadRequest("bad_forwarded_method")
     path, _, query = uri.partition("?")
     proto = headers.get("x-forwarded-proto", "http").lower()
-    host = _original(headers, "x-forwarded-host", "host") or ""
+    host = headers.get("x-forwarded-host") or headers.get("host") or ""
     return RequestView(
         method=method,
         path=path,

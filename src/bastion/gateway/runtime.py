@@ -54,6 +54,7 @@ class AuditObserver:
         route = decision.route.name if decision.route is not None else None
         credential = principal.credential.value if principal is not None else None
         outcome = "allow" if decision.allowed else "deny"
+        reason = decision.reason
         self.audit.emit_decision(
             decision.request_id,
             (  # in the order of bastion.audit._log.DECISION_FIELDS
@@ -69,7 +70,7 @@ class AuditObserver:
                 principal.issuer if principal is not None else None,
                 outcome,
                 decision.status,
-                decision.reason,
+                reason,
             ),
             round(seconds * 1000, 3),
         )
@@ -77,7 +78,7 @@ class AuditObserver:
             route=route or "_none",
             outcome=outcome,
             credential=credential or "none",
-            reason=decision.reason,
+            reason=reason,
             front_door=front_door,
             seconds=seconds,
         )

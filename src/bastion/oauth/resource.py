@@ -147,9 +147,9 @@ class OwnTokenAuthenticator:
         self, request: RequestView, issuers: frozenset[str] | None = None
     ) -> Principal | None:
         token = _bearer_value(request.headers.get("authorization"))
-        if token is not None and token.startswith(OPAQUE_PREFIX):
-            return None  # looked up in the store: authenticate()
-        return self.bearer.authenticate_now(request, issuers)
+        if token is None or token.startswith(OPAQUE_PREFIX):
+            return None  # opaque tokens are looked up in the store: authenticate()
+        return self.bearer.cached(token, request, issuers)
 
     async def authenticate(
         self, request: RequestView, issuers: frozenset[str] | None = None

@@ -158,11 +158,21 @@ class MemoryBackend:
         """:meth:`hit` without a coroutine: no I/O, so the gateway calls it directly."""
         return self.hit_counts(item.amount, item.get_expiry(), key)
 
-    def hit_counts(self, amount: int, expiry: int, key: str) -> tuple[bool, int, float]:
-        """:meth:`hit_now` for a rate already read: ``amount`` units per ``expiry`` s."""
+    def now(self) -> float:
+        """The clock, first sweeping expired counters if that is due (or the clock was
+        set back); hits made at one instant share one reading."""
         now = self._clock()
         if not self._next_sweep - SWEEP_SECONDS <= now < self._next_sweep:
-            self._sweep(now)  # due, or the clock was set back
+            self._sweep(now)
+        return now
+
+    def hit_counts(
+        self, amount: int, expiry: int, key: str, now: float | None = None
+    ) -> tuple[bool, int, float]:
+        """:meth:`hit_now` for a rate already read: ``amount`` units per ``expiry`` s;
+        ``now`` from :meth:`now` when several hits share it."""
+        if now is None:
+            now = self.now()
         if self._sliding:
             return self._sliding_hit(amount, expiry, key, now)
         storage = self.storage

@@ -174,9 +174,10 @@ class RateLimiter:
         if backend is None:
             raise RuntimeError("hit_all_now needs in-process counters (see in_process)")
         tightest = None
+        now = backend.now()
         for policy, skey, item, window in checks:
             amount = item.amount
-            allowed, remaining, reset_in = backend.hit_counts(amount, window, skey)
+            allowed, remaining, reset_in = backend.hit_counts(amount, window, skey, now)
             if not allowed:
                 return self._result(False, policy, amount, remaining, reset_in, window)
             if tightest is None or remaining < tightest[3]:
