@@ -290,3 +290,52 @@ def test_decision_lines_never_remember_a_secret(tmp_path: Path) -> None:
     assert len(lines) == 9
     assert lines[0]["principal"] == REDACTED
     assert lines[2]["request_id"] == 'quote"and\\slash'
+
+
+def test_decisions_and_other_events_keep_their_order(tmp_path: Path) -> None:
+    # Decision lines are serialised in batches; any other line first writes those before it.
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    log.emit_decision("r-1", DECISION_VALUES, 0.1)
+    log.security_event("key_revoked", key_id="k1")
+    log.emit_decision("r-2", DECISION_VALUES, 0.1)
+    log.emit(decision(request_id="r-3"))
+    log.emit_decision("r-4", DECISION_VALUES, 0.1)
+    log.close()
+    lines = read_lines(path)
+    assert [e.get("request_id", e.get("kind")) for e in lines] == [
+        "r-1", "key_revoked", "r-2", "r-3", "r-4",
+    ]  # fmt: skip
+
+
+def test_decision_lines_are_written_without_a_flush_call(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    n = 0
+    while path.stat().st_size == 0:
+        log.emit_decision(f"r-{n}", DECISION_VALUES, 0.1)
+        n += 1
+        assert n < 2 * _log.FLUSH_BYTES // 100 + _log.PENDING_MAX, "never written"
+    log.close()
+    assert len(read_lines(path)) == n
+    assert read_lines(path)[-1]["request_id"] == f"r-{n - 1}"
+
+
+async def test_the_event_loop_timer_writes_pending_decisions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_log, "FLUSH_SECONDS", 0.05)
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    log.emit_decision("r-1", DECISION_VALUES, 0.1)
+    assert path.read_bytes() == b""
+    await asyncio.sleep(0.2)
+    assert [e["request_id"] for e in read_lines(path)] == ["r-1"]
+    await log.aclose()
+
+
+def test_a_closed_log_refuses_decisions(tmp_path: Path) -> None:
+    log = AuditLog(str(tmp_path / "audit.jsonl"))
+    log.close()
+    with pytest.raises(RuntimeError):
+        log.emit_decision("r-1", DECISION_VALUES, 0.1)
