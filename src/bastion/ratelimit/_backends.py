@@ -89,10 +89,10 @@ class MemoryBackend:
         self.storage = LoopMemoryStorage()
         self._clock = clock
         self._strategy = strategy
-        self._sliding = strategy == "sliding-window-counter"
+        self.sliding = strategy == "sliding-window-counter"
         self._next_sweep = 0.0
         # Sliding-window counters: key -> [window index, current count, previous count,
-        # window seconds]. limits' arithmetic (see _sliding_hit) on one dict lookup: the
+        # window seconds]. limits' arithmetic (see sliding_hit) on one dict lookup: the
         # storage's own version builds two keys and takes two locks per check (~10 µs).
         self._windows: dict[str, list[int]] = {}
 
@@ -114,9 +114,10 @@ class MemoryBackend:
             entry[0], entry[1] = index, 0
         return entry
 
-    def _sliding_hit(
+    def sliding_hit(
         self, amount: int, expiry: int, key: str, now: float
     ) -> tuple[bool, int, float]:
+        """:meth:`hit_counts` under the sliding-window-counter strategy (the default)."""
         # limits' MemoryStorage.acquire_sliding_window_entry: the previous window weighs by
         # the share of it still inside the sliding window.
         index = int(now // expiry)
@@ -173,8 +174,8 @@ class MemoryBackend:
         ``now`` from :meth:`now` when several hits share it."""
         if now is None:
             now = self.now()
-        if self._sliding:
-            return self._sliding_hit(amount, expiry, key, now)
+        if self.sliding:
+            return self.sliding_hit(amount, expiry, key, now)
         storage = self.storage
         if self._strategy == "moving-window":
             allowed = storage.acquire_entry(key, amount, expiry, 1)

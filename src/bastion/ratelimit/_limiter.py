@@ -175,9 +175,10 @@ class RateLimiter:
             raise RuntimeError("hit_all_now needs in-process counters (see in_process)")
         tightest = None
         now = backend.now()
+        hit = backend.sliding_hit if backend.sliding else backend.hit_counts
         for policy, skey, item, window in checks:
             amount = item.amount
-            allowed, remaining, reset_in = backend.hit_counts(amount, window, skey, now)
+            allowed, remaining, reset_in = hit(amount, window, skey, now)
             if not allowed:
                 return self._result(False, policy, amount, remaining, reset_in, window)
             if tightest is None or remaining < tightest[3]:
