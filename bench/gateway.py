@@ -680,6 +680,17 @@ def verdict_table(rows: list[tuple[str, str, float, str, bool]]) -> str:
     return "\n".join(lines)
 
 
+def python_build() -> str:
+    """How the interpreter was built, which moves every Python row (docs/benchmarks.md):
+    a shared libpython (pyenv's default, slower) or one linked in, and the executable."""
+    try:  # a shared libpython is mapped into the process; a linked-in one is not
+        shared = "libpython" in Path("/proc/self/maps").read_text()
+    except OSError:
+        shared = False
+    kind = "shared libpython" if shared else "libpython linked in"
+    return f"{kind}, {os.path.realpath(getattr(sys, '_base_executable', sys.executable))}"
+
+
 def machine() -> dict[str, str]:
     def version(cmd: list[str]) -> str:
         try:
@@ -701,7 +712,7 @@ def machine() -> dict[str, str]:
         "cpu": cpu,
         "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
         "kernel": platform.release(),
-        "python": platform.python_version(),
+        "python": f"{platform.python_version()} ({python_build()})",
         "nginx": version(["nginx", "-v"]),
         "wrk": version(["wrk", "-v"]),
     }
