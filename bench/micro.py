@@ -60,6 +60,15 @@ async def _noop_send(message: Any) -> None:
     return None
 
 
+class _Reply:
+    """All granian's RSGI protocol does for a body-less forward-auth reply."""
+
+    status = 0
+
+    def response_empty(self, status: int, headers: list[tuple[str, str]]) -> None:
+        self.status = status
+
+
 async def _measure(config_file: Path, token: str, api_key: str) -> list[tuple[str, float]]:
     config = load_config(config_file)
     rt = await Runtime.start(config)
@@ -110,15 +119,20 @@ async def _components(rt: Runtime, token: str, api_key: str) -> list[tuple[str, 
     def add(name: str, fn: Callable[[], Any], n: int = N) -> None:
         rows.append((name, best_us(fn, n)))
 
-    from tests.gateway.rsgi_fake import FakeProtocol
     from tests.gateway.rsgi_fake import scope as rsgi_scope
 
     fwd = {k: v for k, v in base.items() if k != "host"}
     rsgi_jwt = rsgi_scope("GET", "/_bastion/auth", {**fwd, "authorization": f"Bearer {token}"})
     rsgi_key = rsgi_scope("GET", "/_bastion/auth", {**fwd, "x-api-key": api_key})
+    reply = _Reply()  # the test double builds an asyncio.Event per call: a few µs
 
     async def rsgi(request: Any) -> None:
-        await app.__rsgi__(request, FakeProtocol())
+        await app.__rsgi__(request, reply)
+
+    for request in (rsgi_jwt, rsgi_key):
+        await rsgi(request)
+        if reply.status != 200:
+            raise RuntimeError(f"micro set-up: RSGI forward auth answered {reply.status}")
 
     await add_async("RSGI app, forward-auth JWT (what granian calls)", lambda: rsgi(rsgi_jwt))
     await add_async("RSGI app, forward-auth API key", lambda: rsgi(rsgi_key))
