@@ -104,13 +104,13 @@ class RemoteDocument:
         self,
         url: str,
         *,
-        cache_seconds: float,
-        min_refresh_seconds: float,
-        client: httpx.AsyncClient | None,
-        clock: Clock,
-        timeout: float,
-        max_bytes: int,
-        label: str,
+        cache_seconds: float = 300,
+        min_refresh_seconds: float = 30,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock = system_clock,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        label: str = "",
     ) -> None:
         self.url = url
         self._cache_seconds = cache_seconds
@@ -151,30 +151,8 @@ class JwksCache(RemoteDocument):
         label: the issuer's name, for log lines.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        cache_seconds: float = 300,
-        min_refresh_seconds: float = 30,
-        client: httpx.AsyncClient | None = None,
-        clock: Clock = system_clock,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        label: str = "",
-    ) -> None:
-        super().__init__(
-            url,
-            cache_seconds=cache_seconds,
-            min_refresh_seconds=min_refresh_seconds,
-            client=client,
-            clock=clock,
-            timeout=timeout,
-            max_bytes=max_bytes,
-            label=label,
-        )
-        self._index: KeyIndex | None = None
-        self._fetched_at = 0.0
+    _index: KeyIndex | None = None  # the last good key set, and when it was fetched
+    _fetched_at = 0.0
 
     @classmethod
     def for_issuer(
