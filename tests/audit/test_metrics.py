@@ -16,17 +16,22 @@ def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
     return out
 
 
+def allowed(metrics: Metrics, seconds: float) -> None:
+    """One allowed JWT decision on route "orders" through the proxy."""
+    metrics.decision(
+        route="orders",
+        outcome="allow",
+        credential="jwt",
+        reason="ok",
+        front_door="proxy",
+        seconds=seconds,
+    )
+
+
 def test_decisions_are_counted_and_timed() -> None:
     metrics = Metrics(routes=["orders"])
     for _ in range(3):
-        metrics.decision(
-            route="orders",
-            outcome="allow",
-            credential="jwt",
-            reason="ok",
-            front_door="proxy",
-            seconds=0.00004,
-        )
+        allowed(metrics, 0.00004)
     metrics.decision(
         route="orders",
         outcome="deny",
@@ -90,14 +95,7 @@ def test_each_app_has_its_own_registry() -> None:
 def test_a_latency_on_a_bucket_bound_falls_in_that_bucket() -> None:
     metrics = Metrics(routes=["orders"])
     for seconds in (0.001, 2.5):  # exactly "le 0.001"; beyond the last bound: +Inf only
-        metrics.decision(
-            route="orders",
-            outcome="allow",
-            credential="jwt",
-            reason="ok",
-            front_door="proxy",
-            seconds=seconds,
-        )
+        allowed(metrics, seconds)
     got = samples(metrics)
 
     def bucket(le: str) -> float:
