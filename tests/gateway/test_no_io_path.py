@@ -85,9 +85,11 @@ def _gateway(runtime: Runtime, *, awaited: bool) -> tuple[Gateway, dict[str, Cou
     return gateway, counted
 
 
-def _view(path: str, ip: str, **headers: str) -> RequestView:
+def _view(path: str, ip: str, query: str = "", **headers: str) -> RequestView:
     lowered = {k.replace("_", "-").lower(): v for k, v in headers.items()}
-    return RequestView(method="GET", path=path, host="api.test", headers=lowered, client_ip=ip)
+    return RequestView(
+        method="GET", path=path, query=query, host="api.test", headers=lowered, client_ip=ip
+    )
 
 
 def _comparable(decision: Decision) -> tuple[Any, ...]:
@@ -126,6 +128,9 @@ async def test_no_io_and_awaited_paths_decide_alike(
         _view("/api/admin/1", IP_A, x_api_key=deployment.api_key),  # 403: no admin role
         _view("/api/reports/1", IP_A, x_api_key=deployment.reports_key),
         _view("/api/orders/4", IP_A),  # 401: no credentials
+        # Credentials verified before, but one also in the URL: refused both ways.
+        _view("/api/orders/4", IP_A, "access_token=x", authorization=bearer),
+        _view("/api/orders/4", IP_A, f"api_key={deployment.api_key}", x_api_key=deployment.api_key),
         _view("/public/x", IP_A),
         *[_view("/api/orders/5", IP_A, authorization=bearer) for _ in range(5)],  # 429 principal
         _view("/api/orders/6", IP_B, authorization=f"Bearer {kept}"),
@@ -150,6 +155,7 @@ async def test_no_io_and_awaited_paths_decide_alike(
     assert {status for status, _ in seen} == {200, 401, 403, 429}
     reasons = {reason for _, reason in seen}
     assert {"rate_limited:principal", "failed_auth_throttled", "revoked"} <= reasons
+    assert {"token_in_query", "api_key_in_query"} <= reasons
     # The counters the two consumed are the same keys with the same counts.
     fast_windows = fast_rt.limiter.backend._windows  # type: ignore[attr-defined]
     slow_windows = slow_rt.limiter.backend._windows  # type: ignore[attr-defined]

@@ -270,7 +270,9 @@ class Gateway:
         # In-process counters and a credential verified before answer without I/O: the
         # common request then makes no coroutine beyond this one.
         local = limiter.in_process
-        ip = self._ip_checks.get(request.client_ip) or self._ip_check(request.client_ip)
+        ip = self._ip_checks.get(request.client_ip)
+        if ip is None:
+            ip = self._ip_check(request.client_ip)
         tightest = self._tighter(
             limiter.hit_all_now(ip) if local else await limiter.hit_all(ip), None
         )
