@@ -5,9 +5,17 @@ from collections.abc import Callable
 
 import limits
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bastion.config import RateLimitConfig
-from bastion.ratelimit import FAILED_ACCOUNT_POLICY, FAILED_IP_POLICY, RateLimiter
+from bastion.ratelimit import (
+    FAILED_ACCOUNT_POLICY,
+    FAILED_IP_POLICY,
+    LimitResult,
+    Prepared,
+    RateLimiter,
+)
 from bastion.ratelimit._backends import MemoryBackend
 from tests.ratelimit.conftest import STRATEGIES, FakeClock
 
@@ -187,3 +195,47 @@ async def test_memory_storage_forgets_expired_keys() -> None:
         assert not backend.storage.timer.is_alive()  # no expiry thread was ever started
     finally:
         await limiter.aclose()
+
+
+# -- hit_all_now's one-loop sliding window against one sliding_hit per check ------------
+
+_CHECKS = (("ip", "3/minute", "a"), ("principal", "5/minute", "p"), ("route:x", "2/10second", "p"))
+
+
+def _one_by_one(limiter: RateLimiter, checks: Prepared) -> LimitResult | None:
+    """What hit_all_now answered before it became one loop: sliding_hit per check."""
+    backend = limiter.backend
+    assert isinstance(backend, MemoryBackend)
+    now = backend.now()
+    tightest = None
+    for policy, skey, _, window, amount in checks:
+        allowed, remaining, reset_in = backend.sliding_hit(amount, window, skey, now)
+        result = RateLimiter._result(allowed, policy, amount, remaining, reset_in, window)
+        if not allowed:
+            return result
+        if tightest is None or result.remaining < tightest.remaining:
+            tightest = result
+    return tightest
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 80).map(lambda half_seconds: half_seconds / 2),
+            st.lists(st.sampled_from(range(len(_CHECKS))), max_size=3),
+        ),
+        max_size=40,
+    )
+)
+def test_sliding_hit_all_answers_as_one_hit_per_check(
+    steps: list[tuple[float, list[int]]],
+) -> None:
+    clock = FakeClock()
+    fast = RateLimiter.from_config(RateLimitConfig(), None, clock=clock)
+    slow = RateLimiter.from_config(RateLimitConfig(), None, clock=clock)
+    for advance, picked in steps:
+        clock.advance(advance)
+        checks = fast.prepare(_CHECKS[i] for i in picked)
+        assert fast.hit_all_now(checks) == _one_by_one(slow, checks)
+        assert fast.backend._windows == slow.backend._windows  # type: ignore[attr-defined]

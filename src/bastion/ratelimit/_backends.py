@@ -8,6 +8,7 @@ the seconds until a unit frees up.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from limits import RateLimitItem
@@ -144,6 +145,57 @@ class MemoryBackend:
             amount, expiry, prev, prev_ttl, entry[1], 2 * expiry - into
         )
         return allowed, remaining, reset_in
+
+    def sliding_hit_all(
+        self, checks: Iterable[tuple[str, str, Any, int, int]], now: float
+    ) -> tuple[bool, str, int, int, int, float] | None:
+        """:meth:`sliding_hit` for each (policy, key, item, window, amount) check in turn,
+        in one loop: the first denial (its unit and later checks' not consumed), else the
+        check with the fewest units left (the first of equals); None for no checks.
+
+        Returns (allowed, policy, amount, window, remaining, seconds until a unit frees
+        up). The arithmetic is :meth:`sliding_hit`'s, term for term; only the tightest
+        check's reset time is computed.
+        """
+        windows = self._windows
+        tightest = None
+        least = 0
+        for check in checks:
+            policy, key, _, expiry, amount = check
+            entry = windows.get(key)
+            if entry is None or entry[0] != int(now // expiry):
+                entry = self._sliding_window(key, expiry, now)
+            prev = entry[2]
+            if prev:
+                prev_ttl = expiry - now % expiry
+                if math.floor(prev * prev_ttl / expiry + entry[1]) + 1 > amount:
+                    return (False, policy, amount, expiry, *self._denied(amount, expiry, key, now))
+                entry[1] += 1
+                remaining = max(0, amount - math.floor(prev * prev_ttl / expiry + entry[1]))
+            else:
+                if entry[1] >= amount:
+                    return (False, policy, amount, expiry, *self._denied(amount, expiry, key, now))
+                entry[1] += 1
+                remaining = amount - entry[1]
+            if tightest is None or remaining < least:
+                tightest, least = check, remaining
+        if tightest is None:
+            return None
+        policy, key, _, expiry, amount = tightest
+        _, cur, prev, _ = windows[key]
+        into = now % expiry
+        if prev:
+            reset_in = sliding_stats(amount, expiry, prev, expiry - into, cur, 2 * expiry - into)[1]
+        else:
+            reset_in = (2 * expiry - into) % expiry or expiry
+        return True, policy, amount, expiry, least, reset_in
+
+    def _denied(self, amount: int, expiry: int, key: str, now: float) -> tuple[int, float]:
+        """(remaining, reset) of a check :meth:`sliding_hit_all` found exhausted."""
+        allowed, remaining, reset_in = self.sliding_hit(amount, expiry, key, now)
+        if allowed:  # pragma: no cover - the caller saw no room at this same instant
+            raise RuntimeError("sliding window counted a unit it had refused")
+        return remaining, reset_in
 
     def _sliding_peek(self, amount: int, expiry: int, key: str) -> tuple[int, float]:
         now = self._clock()

@@ -35,8 +35,9 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9:._@\[\]-]{1,64}")
 
 MAX_RECENT_FAILURES = 100_000
 
-# Checks ready for RateLimiter.hit_all: (policy, storage key, rate, window seconds).
-Prepared = tuple[tuple[str, str, RateLimitItem, int], ...]
+# Checks ready for RateLimiter.hit_all: (policy, storage key, rate, window seconds,
+# units per window).
+Prepared = tuple[tuple[str, str, RateLimitItem, int, int], ...]
 
 
 def _digest(value: str) -> str:
@@ -165,7 +166,8 @@ class RateLimiter:
             spec = keys.get((policy, rate, key))
             if spec is None:
                 spec = self._key(policy, rate, key)
-            out.append((policy, *spec))
+            skey, item, window = spec
+            out.append((policy, skey, item, window, item.amount))
         return tuple(out)
 
     def hit_all_now(self, checks: Prepared) -> LimitResult | None:
@@ -173,12 +175,20 @@ class RateLimiter:
         backend = self._memory
         if backend is None:
             raise RuntimeError("hit_all_now needs in-process counters (see in_process)")
-        tightest = None
         now = backend.now()
-        hit = backend.sliding_hit if backend.sliding else backend.hit_counts
-        for policy, skey, item, window in checks:
-            amount = item.amount
-            allowed, remaining, reset_in = hit(amount, window, skey, now)
+        if backend.sliding:  # the default strategy: one loop, no call per check
+            found = backend.sliding_hit_all(checks, now)
+            if found is None:
+                return None
+            allowed, policy, amount, window, remaining, reset_in = found
+            if allowed:
+                return LimitResult(
+                    True, policy, amount, remaining, max(0, math.ceil(reset_in)), window
+                )
+            return self._result(False, policy, amount, remaining, reset_in, window)
+        tightest = None
+        for policy, skey, _, window, amount in checks:
+            allowed, remaining, reset_in = backend.hit_counts(amount, window, skey, now)
             if not allowed:
                 return self._result(False, policy, amount, remaining, reset_in, window)
             if tightest is None or remaining < tightest[3]:
@@ -199,7 +209,7 @@ class RateLimiter:
         if self._memory is not None:
             return self.hit_all_now(checks)
         tightest = None
-        for policy, skey, item, window in checks:
+        for policy, skey, item, window, _ in checks:
             try:
                 allowed, remaining, reset_in = await self._backend.hit(item, skey)
             except Exception as exc:  # fail closed on any storage failure
