@@ -72,7 +72,7 @@ class AuditObserver:
                 decision.status,
                 reason,
             ),
-            round(seconds * 1000, 3),
+            round(seconds * 1e6) / 1000,  # ms to the µs; round(x, 3) costs 5x more
         )
         self.metrics.decision(
             route=route or "_none",

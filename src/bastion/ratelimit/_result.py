@@ -18,6 +18,11 @@ def _sf_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# (policy, quota, window) -> (the policy as an sf-string, the RateLimit-Policy value): the
+# few configured policies recur on every response. Bounded: policies come from config.
+_POLICIES: dict[tuple[str, int, int], tuple[str, str]] = {}
+
+
 class LimitResult(NamedTuple):
     """One check of one policy for one key (a named tuple: built on every check of
     every policy, it must be cheap to make).
@@ -40,9 +45,16 @@ class LimitResult(NamedTuple):
 
     def headers(self) -> list[tuple[str, str]]:
         """The response headers describing this result."""
-        name = _sf_string(self.policy)
+        key = (self.policy, self.limit, self.window)
+        known = _POLICIES.get(key)
+        if known is None:
+            name = _sf_string(self.policy)
+            known = (name, f"{name};q={self.limit};w={self.window}")
+            if len(_POLICIES) < 1024:
+                _POLICIES[key] = known
+        name, quota = known
         headers = [
-            ("RateLimit-Policy", f"{name};q={self.limit};w={self.window}"),
+            ("RateLimit-Policy", quota),
             ("RateLimit", f"{name};r={self.remaining};t={self.reset_after}"),
         ]
         if not self.allowed:
