@@ -285,15 +285,17 @@ def test_decision_lines_never_remember_a_secret(tmp_path: Path) -> None:
     for _ in range(3):
         log.emit_decision("r-1", tuple(leaky), 0.1)
         log.emit_decision(f"id-{API_KEY}", DECISION_VALUES, 0.1)  # an id that is a key
+        log.emit_decision(JWT, DECISION_VALUES, 0.1)  # an id that is a token
         log.emit_decision('quote"and\\slash', DECISION_VALUES, 0.1)  # needs JSON escaping
     log.close()
     text = path.read_text()
     for secret in SECRETS:
         assert secret not in text
     lines = read_lines(path)
-    assert len(lines) == 9
+    assert len(lines) == 12
     assert lines[0]["principal"] == REDACTED
-    assert lines[2]["request_id"] == 'quote"and\\slash'
+    assert lines[2]["request_id"] == REDACTED
+    assert lines[3]["request_id"] == 'quote"and\\slash'
 
 
 def test_decisions_and_other_events_keep_their_order(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -35,7 +34,6 @@ DECISION_FIELDS = (
     "client_ip", "method", "host", "path", "route", "front_door", "principal",
     "credential", "key_id", "issuer", "outcome", "status", "reason",
 )  # fmt: skip
-_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # written between quotes without escaping
 _FRAGMENTS_MAX = 4096
 PENDING_MAX = 256  # decision lines kept as values before they are serialised
 
@@ -158,22 +156,25 @@ class AuditLog:
         is serialised and scanned once and remembered (bounded); a part with anything
         secret-looking is never remembered and goes through :meth:`emit`'s masking."""
         pending, self._pending = self._pending, []
-        fragments, looks_secret = self._fragments, self._redactor.looks_secret
+        fragments, plain_id = self._fragments, self._redactor.plain_id.fullmatch
+        lines = []  # appended in one piece: one buffer check per batch
         for ts, request_id, values, latency_ms in pending:
             fragment = fragments.get(values)
-            safe_id = _SAFE_ID.fullmatch(request_id) and not looks_secret(request_id)
+            safe_id = plain_id(request_id)
             if fragment is None or not safe_id:
                 event: dict[str, Any] = {"ts": rfc3339(ts), "request_id": request_id}
                 event.update(zip(DECISION_FIELDS, values, strict=True))
                 event["latency_ms"] = latency_ms
                 if not safe_id or not self._remember(values, event):
-                    self._append(self._line(event, plain_keys=True))
+                    lines.append(self._line(event, plain_keys=True))
                     continue
                 fragment = fragments[values]
-            self._append(
+            lines.append(
                 b'{"ts":"%s","request_id":"%s",%s,"latency_ms":%s}\n'
                 % (rfc3339(ts).encode(), request_id.encode(), fragment, orjson.dumps(latency_ms))
             )
+        if lines:
+            self._append(b"".join(lines))
 
     def _remember(self, values: tuple[Any, ...], event: dict[str, Any]) -> bool:
         """Keep the serialised middle of a clean decision line; False if it is not clean."""

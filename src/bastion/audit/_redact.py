@@ -66,6 +66,10 @@ class Redactor:
         self._secret_key: dict[str, bool] = {}
         self._hints = (b"eyJ", *(p.encode() for p in set(api_key_prefixes)))
         self._text_hints = tuple(h.decode() for h in self._hints)
+        # A short id that needs no scan: no whitespace (so no HTTP credential) and none
+        # of the hints a JWT or an API key starts with.
+        hints = "|".join(re.escape(h) for h in self._text_hints)
+        self.plain_id = re.compile(rf"(?!.*(?:{hints}))[A-Za-z0-9._-]{{1,64}}")
         self.known_clean: set[str] = set()  # see clean_value
 
     def suspicious_keys(self, event: Mapping[str, Any]) -> bool:
