@@ -273,16 +273,16 @@ class Gateway:
         ip = self._ip_checks.get(request.client_ip)
         if ip is None:
             ip = self._ip_check(request.client_ip)
-        tightest = self._tighter(
-            limiter.hit_all_now(ip) if local else await limiter.hit_all(ip), None
-        )
+        tightest = limiter.hit_all_now(ip) if local else await limiter.hit_all(ip)
+        if tightest is not None and not tightest.allowed:
+            self._tighter(tightest, None)  # raises
         if route.config.public:
             principal = ANONYMOUS
         else:
             found = self._authenticate_now(request, route) if local else None
             principal = found or await self._authenticate(request, route)
         decision.principal = principal
-        if principal is not ANONYMOUS:
+        if route.assurance and principal is not ANONYMOUS:
             self._check_assurance(principal, route)
         self._authorize(principal, route)
         plan = self._plan(principal, route)
@@ -329,7 +329,9 @@ class Gateway:
         if self.limiter.failures_blocked_now(account=account, ip=request.client_ip) is not None:
             return None
         principal = authenticator.authenticate_now(request)
-        if principal is None or not self._issuer_allowed(principal, route):
+        if principal is None or (
+            route.issuers is not None and not self._issuer_allowed(principal, route)
+        ):
             return None
         return principal
 

@@ -77,6 +77,7 @@ class Route:
     roles: frozenset[str]
     issuers: frozenset[str] | None
     limit_policy: str
+    assurance: bool = False  # the route asks for an ``acr`` or a ``max_age``
 
     @classmethod
     def compile(cls, config: RouteConfig) -> Route:
@@ -101,6 +102,7 @@ class Route:
             roles=frozenset(config.roles),
             issuers=frozenset(config.issuers) if config.issuers is not None else None,
             limit_policy=f"route:{config.name}",
+            assurance=config.acr is not None or config.max_age is not None,
         )
 
     def matches_path(self, path: str) -> bool:
