@@ -167,11 +167,11 @@ class MemoryBackend:
                 entry = self._sliding_window(key, expiry, now)
             prev = entry[2]
             if prev:
-                prev_ttl = expiry - now % expiry
-                if math.floor(prev * prev_ttl / expiry + entry[1]) + 1 > amount:
+                weight = prev * (expiry - now % expiry) / expiry  # the previous window's share
+                if math.floor(weight + entry[1]) + 1 > amount:
                     return (False, policy, amount, expiry, *self._denied(amount, expiry, key, now))
                 entry[1] += 1
-                remaining = max(0, amount - math.floor(prev * prev_ttl / expiry + entry[1]))
+                remaining = max(0, amount - math.floor(weight + entry[1]))
             else:
                 if entry[1] >= amount:
                     return (False, policy, amount, expiry, *self._denied(amount, expiry, key, now))
