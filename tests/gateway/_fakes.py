@@ -54,6 +54,7 @@ class FakeLimiter:
         return tightest
 
     failures_blocked_now = hit_all_now
+    failures_recent = True
 
     async def failures_blocked(self, *, account: str | None, ip: str) -> FakeOutcome | None:
         return FakeOutcome(False, "failed_auth") if self.blocked else None

@@ -239,3 +239,14 @@ def test_sliding_hit_all_answers_as_one_hit_per_check(
         checks = fast.prepare(_CHECKS[i] for i in picked)
         assert fast.hit_all_now(checks) == _one_by_one(slow, checks)
         assert fast.backend._windows == slow.backend._windows  # type: ignore[attr-defined]
+
+
+async def test_failures_recent_says_when_a_peek_could_find_anything(make_memory: Make) -> None:
+    limiter = make_memory(failed_auth_per_ip="1/minute")
+    assert not limiter.failures_recent  # nothing counted: the gateway names no account
+    assert limiter.failures_blocked_now(account="alice", ip="198.51.100.7") is None
+    await limiter.record_failure(account="alice", ip="198.51.100.7")
+    assert limiter.failures_recent
+    blocked = limiter.failures_blocked_now(account=None, ip="198.51.100.7")
+    assert blocked is not None
+    assert blocked.policy == FAILED_IP_POLICY

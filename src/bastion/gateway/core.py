@@ -87,6 +87,11 @@ class Limiter(Protocol):
 
     async def hit_all(self, checks: Prepared) -> LimitResult | None: ...
 
+    @property
+    def failures_recent(self) -> bool:
+        """False when :meth:`failures_blocked_now` would answer None for every account
+        and address (no failed credential counted lately), so callers skip naming one."""
+
     def failures_blocked_now(self, *, account: str | None, ip: str) -> LimitResult | None: ...
 
     async def failures_blocked(self, *, account: str | None, ip: str) -> LimitResult | None: ...
@@ -325,8 +330,14 @@ class Gateway:
         credential verified before); None when it would not, having counted nothing:
         the same steps then run in :meth:`_authenticate`, which raises what they find."""
         authenticator = self._choose(request, route)
-        account = authenticator.account(request)
-        if self.limiter.failures_blocked_now(account=account, ip=request.client_ip) is not None:
+        limiter = self.limiter
+        if (
+            limiter.failures_recent
+            and limiter.failures_blocked_now(
+                account=authenticator.account(request), ip=request.client_ip
+            )
+            is not None
+        ):
             return None
         principal = authenticator.authenticate_now(request)
         if principal is None or (

@@ -276,6 +276,13 @@ class RateLimiter:
                 return result
         return None
 
+    @property
+    def failures_recent(self) -> bool:
+        """Whether :meth:`failures_blocked_now` may find a budget exhausted: False while
+        this process has counted no failed credential lately, the common case (it then
+        answers None whoever asks). Always True on Redis, whose counters are shared."""
+        return self._memory is None or bool(self._recent_failures)
+
     def failures_blocked_now(self, *, account: str | None, ip: str) -> LimitResult | None:
         """:meth:`failures_blocked` on in-process counters, without a coroutine."""
         backend = self._memory
