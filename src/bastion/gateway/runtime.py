@@ -124,7 +124,9 @@ class Runtime:
         if AuthMethod.JWT in needed and not config.issuers and not config.oauth.enabled:
             raise ConfigError("routes accept jwt but no issuers are configured")
         passwords = Passwords()
-        api_keys = ApiKeys.from_keyring(ApiKeyStore(engine, clock=clock), keyring, config.api_keys)
+        api_keys = ApiKeys.from_keyring(
+            ApiKeyStore(engine, clock=clock), keyring, config.api_keys, clock=clock
+        )
         revocations = InMemoryRevocations(clock=clock)
         limiter = RateLimiter.from_config(config.rate_limits, config.redis_url, clock=clock)
         audit_path = config.audit.path
