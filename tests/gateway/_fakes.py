@@ -77,6 +77,7 @@ class TokenAuthenticator:
     """Accepts ``X-Test-Token: <subject>:<scope,scope>:<role,role>``; 'bad' is invalid."""
 
     method = AuthMethod.JWT
+    credential_headers: tuple[str, ...] = ()
 
     def __init__(self, issuer: str = "https://issuer.test") -> None:
         self.issuer = issuer
@@ -94,6 +95,9 @@ class TokenAuthenticator:
 
     def authenticate_now(self, request: RequestView) -> Principal | None:
         return None  # every call is counted in authenticate()
+
+    def revalidator(self, request: RequestView, principal: Principal) -> None:
+        return None
 
     async def authenticate(self, request: RequestView) -> Principal:
         self.calls += 1

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
 from bastion.config import ApiKeyConfig, AuthMethod
+from bastion.credentials import Revalidator
 from bastion.errors import BastionError, CredentialRefused, InvalidToken
 from bastion.keyring import Keyring
 from bastion.model import Clock, CredentialType, Principal, RequestView, system_clock
@@ -313,6 +314,28 @@ class ApiKeys:
         self._mark_used(key_id, now)
         return entry.principal
 
+    def revalidator(self, token: str, principal: Principal) -> Revalidator | None:
+        """After :meth:`verify_now` accepted ``token`` as ``principal``: True while the
+        record it was checked against is still the cached one (not expired from the
+        cache, invalidated, revoked or reloaded) and the key has not expired; each True
+        counts as a use, as :meth:`verify_now` does."""
+        key_id = self.format.key_id_of(token)
+        entry = None if key_id is None else self._cache.get(key_id)
+        if key_id is None or entry is None or entry.principal is not principal:
+            return None
+        cache, clock, expires = self._cache, self._clock, entry.expires
+
+        def valid() -> bool:
+            if cache.get(key_id) is not entry:
+                return False
+            now = clock()
+            if expires is not None and now >= expires:
+                return False
+            self._mark_used(key_id, now)
+            return True
+
+        return valid
+
     def _mark_used(self, key_id: str, now: float) -> None:
         self._used[key_id] = now
         if now >= self._next_flush and self._flushing is None:
@@ -396,6 +419,7 @@ class ApiKeyAuthenticator:
         self._prefix = config.prefix
         self._prefix_lower = config.prefix.lower()
         self._challenge = f'ApiKey header="{config.header}"'
+        self.credential_headers: tuple[str, ...] = (self._header, "authorization")
 
     def _query_key(self, query: str) -> str | None:
         """The name of a query parameter that carries (or is named like) an API key."""
@@ -456,6 +480,13 @@ class ApiKeyAuthenticator:
         except InvalidToken:
             return None
         return None if key is None else self.keys.verify_now(key)
+
+    def revalidator(self, request: RequestView, principal: Principal) -> Revalidator | None:
+        try:
+            key = self._headers_key(request)
+        except InvalidToken:
+            return None
+        return None if key is None else self.keys.revalidator(key, principal)
 
     async def authenticate(self, request: RequestView) -> Principal:
         if self._query_key(request.query) is not None:

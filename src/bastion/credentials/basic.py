@@ -136,6 +136,7 @@ class BasicAuthenticator:
     """
 
     method = AuthMethod.BASIC
+    credential_headers: tuple[str, ...] = ()  # every password is checked
 
     def __init__(self, users: UserLookup, config: BasicConfig, passwords: Passwords) -> None:
         self._users = users
@@ -168,6 +169,9 @@ class BasicAuthenticator:
 
     def authenticate_now(self, request: RequestView) -> Principal | None:
         return None  # every password is checked (argon2id, off the event loop)
+
+    def revalidator(self, request: RequestView, principal: Principal) -> None:
+        return None  # credential_headers is empty: never asked
 
     async def authenticate(self, request: RequestView) -> Principal:
         self._check_transport(request)

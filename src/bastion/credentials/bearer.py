@@ -80,6 +80,7 @@ class BearerAuthenticator:
     """
 
     method = AuthMethod.JWT
+    credential_headers: tuple[str, ...] = ()  # the verified-token cache already remembers
 
     def __init__(
         self,
@@ -243,6 +244,9 @@ class BearerAuthenticator:
             return None
         principal = found.principal
         return None if self._is_revoked(principal) else principal
+
+    def revalidator(self, request: RequestView, principal: Principal) -> None:
+        return None  # credential_headers is empty: never asked
 
     def _is_revoked(self, principal: Principal) -> bool:
         return self._revoked is not None and self._revoked(principal)

@@ -7,13 +7,14 @@ authorize → post-auth rate limits → audit. Any error denies (fail closed).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple, Protocol
 
 from bastion.config import AuthMethod, Config
-from bastion.credentials import Authenticator
+from bastion.credentials import Authenticator, Revalidator
 from bastion.errors import (
     AuthenticationError,
     BadRequest,
@@ -111,6 +112,17 @@ class AssertionSigner(Protocol):
     def sign(self, principal: Principal, audience: str, request_id: str) -> str: ...
 
 
+class _Known(NamedTuple):
+    """A credential this gateway accepted without I/O on a route, and how to tell that
+    the same credential would still be accepted the same way (see ``_authenticate_now``)."""
+
+    principal: Principal
+    valid: Revalidator
+
+
+_KNOWN_MAX = 4096
+
+
 class _Plan(NamedTuple):
     block: tuple[tuple[str, str], ...]  # identity headers but the request id and assertion
     checks: Prepared  # post-authentication rate limits
@@ -143,6 +155,7 @@ class Gateway:
         self._spoofable = (self._prefix.lower(), config.identity.assertion_header.lower())
         self._plans: dict[tuple[object, ...], _Plan] = {}
         self._ip_checks: dict[str, Prepared] = {}
+        self._known: dict[tuple[str, AuthMethod, bytes], _Known] = {}
         missing = {m for r in self.routes.routes for m in r.auth} - set(self.authenticators)
         if missing:
             names = ", ".join(sorted(m.value for m in missing))
@@ -325,26 +338,56 @@ class Gateway:
             return True
         return principal.issuer in {self._issuer_by_name[name] for name in route.issuers}
 
+    @staticmethod
+    def _credential_digest(request: RequestView, names: tuple[str, ...]) -> bytes:
+        """SHA-256 over the query and the headers ``names`` (length-prefixed, absent ones
+        marked): all a method's ``authenticate_now`` reads. A digest, so no credential
+        is kept in memory."""
+        get = request.headers.get
+        parts = [f"{len(request.query)}:{request.query}"]
+        for name in names:
+            value = get(name)
+            parts.append("-" if value is None else f"{len(value)}:{value}")
+        return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).digest()
+
     def _authenticate_now(self, request: RequestView, route: Route) -> Principal | None:
         """:meth:`_authenticate` when it succeeds without I/O (in-process counters, a
         credential verified before); None when it would not, having counted nothing:
-        the same steps then run in :meth:`_authenticate`, which raises what they find."""
+        the same steps then run in :meth:`_authenticate`, which raises what they find.
+
+        A credential accepted this way on a route is remembered (bounded) under the
+        digest of what its method read to accept it, with the method's revalidator: the
+        same credential then skips parsing, looking up and checking it again. The
+        revalidator follows the method's own cache (expiry, revocation, invalidation) and
+        is asked after the failed-credential throttle, as ``authenticate_now`` is, so
+        the answer is the one those steps would give; anything else takes the steps."""
         authenticator = self._choose(request, route)
-        limiter = self.limiter
-        if (
-            limiter.failures_recent
-            and limiter.failures_blocked_now(
-                account=authenticator.account(request), ip=request.client_ip
-            )
-            is not None
-        ):
+        if self.limiter.failures_recent and self._throttled_now(authenticator, request):
             return None
+        names = authenticator.credential_headers
+        if names:
+            key = (route.name, authenticator.method, self._credential_digest(request, names))
+            known = self._known.get(key)
+            if known is not None:
+                if known.valid():
+                    return known.principal
+                del self._known[key]
         principal = authenticator.authenticate_now(request)
         if principal is None or (
             route.issuers is not None and not self._issuer_allowed(principal, route)
         ):
             return None
+        if names:
+            valid = authenticator.revalidator(request, principal)
+            if valid is not None:
+                if len(self._known) >= _KNOWN_MAX:
+                    self._known.clear()
+                self._known[key] = _Known(principal, valid)
         return principal
+
+    def _throttled_now(self, authenticator: Authenticator, request: RequestView) -> bool:
+        account = authenticator.account(request)
+        return self.limiter.failures_blocked_now(account=account, ip=request.client_ip) is not None
 
     async def _authenticate(self, request: RequestView, route: Route) -> Principal:
         authenticator = self._choose(request, route)

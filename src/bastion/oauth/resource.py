@@ -129,6 +129,7 @@ class OwnTokenAuthenticator:
     no parsing), plus bastion's opaque tokens."""
 
     method = AuthMethod.JWT
+    credential_headers: tuple[str, ...] = ()  # the bearer's verified-token cache remembers
 
     def __init__(self, bearer: BearerAuthenticator, tokens: OwnTokens) -> None:
         self.bearer = bearer
@@ -150,6 +151,9 @@ class OwnTokenAuthenticator:
         if token is None or token.startswith(OPAQUE_PREFIX):
             return None  # opaque tokens are looked up in the store: authenticate()
         return self.bearer.cached(token, request, issuers)
+
+    def revalidator(self, request: RequestView, principal: Principal) -> None:
+        return None  # credential_headers is empty: never asked
 
     async def authenticate(
         self, request: RequestView, issuers: frozenset[str] | None = None
