@@ -153,6 +153,8 @@ class Gateway:
         self._prefix = config.identity.header_prefix
         self._issuer_by_name = {i.name: i.issuer for i in config.issuers}
         self._spoofable = (self._prefix.lower(), config.identity.assertion_header.lower())
+        self._request_id_header = self._prefix + "Request-Id"
+        self._assertion_header = config.identity.assertion_header
         self._plans: dict[tuple[object, ...], _Plan] = {}
         self._ip_checks: dict[str, Prepared] = {}
         self._known: dict[tuple[str, AuthMethod, bytes], _Known] = {}
@@ -465,11 +467,11 @@ class Gateway:
     def _identity_headers(
         self, plan: _Plan, principal: Principal, route: Route, request: RequestView
     ) -> list[tuple[str, str]]:
-        headers = [*plan.block, (self._prefix + "Request-Id", request.request_id)]
+        headers = [*plan.block, (self._request_id_header, request.request_id)]
         if route.config.assertion and self.signer is not None:
             audience = str(route.config.upstream) if route.config.upstream else route.name
             token = self.signer.sign(principal, audience, request.request_id)
         else:
             token = ""
-        headers.append((self.config.identity.assertion_header, token))
+        headers.append((self._assertion_header, token))
         return headers

@@ -53,6 +53,8 @@ class InMemoryRevocations:
         self._until = {j: u for j, u in self._until.items() if u > now}
 
     def __call__(self, principal: Principal) -> bool:
+        if not self._until:
+            return False  # nothing revoked: the common case, asked on every request
         jti = principal.claims.get("jti")
         return self.is_revoked(jti if isinstance(jti, str) else None)
 
