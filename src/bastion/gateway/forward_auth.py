@@ -17,6 +17,7 @@ from bastion.gateway._asgi import send_response as _send
 from bastion.gateway._rsgi import RSGIProtocol, RSGIScope, split_address
 from bastion.gateway._rsgi import header_dict as rsgi_headers
 from bastion.gateway.core import Gateway
+from bastion.gateway.decision import Decision
 from bastion.model import RequestView
 
 FRONT_DOOR = "forward_auth"
@@ -77,9 +78,8 @@ def view_from_headers(
     )
 
 
-async def answer(gateway: Gateway, view: RequestView) -> tuple[int, list[tuple[str, str]]]:
-    """The body-less reply to one forward-auth request: status and headers."""
-    decision = await gateway.decide(view, FRONT_DOOR)
+def answer(decision: Decision) -> tuple[int, list[tuple[str, str]]]:
+    """The body-less reply to one forward-auth decision: status and headers."""
     if decision.allowed:
         return 200, decision.upstream_headers + decision.headers
     headers = [
@@ -105,7 +105,7 @@ async def handle(
     except BastionError as exc:
         status, headers = refusal(exc)
     else:
-        status, headers = await answer(gateway, view)
+        status, headers = answer(await gateway.decide(view, FRONT_DOOR))
     await _send(send, status, headers)
 
 
@@ -121,5 +121,5 @@ async def handle_rsgi(
     except BastionError as exc:
         status, headers = refusal(exc)
     else:
-        status, headers = await answer(gateway, view)
+        status, headers = answer(await gateway.decide(view, FRONT_DOOR))
     protocol.response_empty(status, headers)
