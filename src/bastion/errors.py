@@ -3,14 +3,18 @@
     BastionError                     the root; carries the wire code and HTTP status
     ├── ConfigError                  a bastion.yaml that does not validate (start-up only)
     ├── BadRequest                   400 malformed input (headers, encodings, sizes)
-    │   └── PayloadTooLarge          413
+    │   ├── PayloadTooLarge          413
+    │   └── HeadersTooLarge          431
     ├── AuthenticationError          401 no valid credential (RFC 6750 §3.1)
     │   ├── InvalidToken             401 a bearer token that fails verification
-    │   └── CredentialRefused        401 a credential sent in a way bastion refuses
+    │   ├── CredentialRefused        401 a credential sent in a way bastion refuses
+    │   └── InsufficientUserAuthentication  401 RFC 9470 step-up needed
     ├── Forbidden                    403 authenticated but not allowed
     │   └── InsufficientScope        403 RFC 6750 §3.1 insufficient_scope
     ├── NotFound                     404 no route matches
+    ├── MethodNotAllowed             405 TRACE, CONNECT, or a method the route does not take
     ├── RateLimited                  429 a limit is exhausted; carries retry-after
+    ├── InternalError                500 a bug, denied (fail closed)
     └── Unavailable                  503 a dependency the decision needs is down (fail closed)
 
 Each error has a public ``code`` and ``title`` that a client may see, and a private
@@ -106,3 +110,28 @@ class Unavailable(BastionError):
     status = 503
     code = "temporarily_unavailable"
     title = "Service unavailable"
+
+
+class HeadersTooLarge(BadRequest):
+    status = 431
+    code = "headers_too_large"
+    title = "Request header fields too large"
+
+
+class MethodNotAllowed(BastionError):
+    status = 405
+    code = "method_not_allowed"
+    title = "Method not allowed"
+
+
+class InsufficientUserAuthentication(AuthenticationError):
+    """RFC 9470 §3: the token is valid but its authentication is too weak or too old."""
+
+    code = "insufficient_user_authentication"
+    title = "A stronger or more recent authentication is required"
+
+
+class InternalError(BastionError):
+    status = 500
+    code = "server_error"
+    title = "Internal error"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
-from typing import NamedTuple, Protocol
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from bastion.config import AuthMethod, Config
 from bastion.credentials import Authenticator, Revalidator
@@ -20,12 +20,17 @@ from bastion.errors import (
     BadRequest,
     BastionError,
     Forbidden,
+    HeadersTooLarge,
     InsufficientScope,
+    InsufficientUserAuthentication,
+    InternalError,
     InvalidToken,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     RateLimited,
 )
+from bastion.gateway._ports import AssertionSigner, Limiter, Observer
 from bastion.gateway.decision import Decision
 from bastion.gateway.routes import Route, RouteTable, normalize_path
 from bastion.model import ANONYMOUS, Clock, CredentialType, Principal, RequestView, system_clock
@@ -48,68 +53,6 @@ def header_safe(value: str) -> str:
 
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-class HeadersTooLarge(BadRequest):
-    status = 431
-    code = "headers_too_large"
-    title = "Request header fields too large"
-
-
-class MethodNotAllowed(BastionError):
-    status = 405
-    code = "method_not_allowed"
-    title = "Method not allowed"
-
-
-class InsufficientUserAuthentication(AuthenticationError):
-    """RFC 9470 §3: the token is valid but its authentication is too weak or too old."""
-
-    code = "insufficient_user_authentication"
-    title = "A stronger or more recent authentication is required"
-
-
-class InternalError(BastionError):
-    status = 500
-    code = "server_error"
-    title = "Internal error"
-
-
-class Limiter(Protocol):
-    """Rate limits (bastion.ratelimit.RateLimiter). The ``*_now`` methods answer from
-    in-process counters and are called only when ``in_process`` is true."""
-
-    @property
-    def in_process(self) -> bool: ...
-
-    def prepare(self, checks: Iterable[tuple[str, str | None, str]]) -> Prepared: ...
-
-    def hit_all_now(self, checks: Prepared) -> LimitResult | None: ...
-
-    async def hit_all(self, checks: Prepared) -> LimitResult | None: ...
-
-    @property
-    def failures_recent(self) -> bool:
-        """False when :meth:`failures_blocked_now` would answer None for every account
-        and address (no failed credential counted lately), so callers skip naming one."""
-
-    def failures_blocked_now(self, *, account: str | None, ip: str) -> LimitResult | None: ...
-
-    async def failures_blocked(self, *, account: str | None, ip: str) -> LimitResult | None: ...
-
-    async def record_failure(self, *, account: str | None, ip: str) -> None: ...
-
-
-class Observer(Protocol):
-    """Audit and metrics for each decision (see bastion.audit)."""
-
-    def decided(
-        self, request: RequestView, decision: Decision, front_door: str, seconds: float
-    ) -> None: ...
-
-
-class AssertionSigner(Protocol):
-    def sign(self, principal: Principal, audience: str, request_id: str) -> str: ...
 
 
 class _Known(NamedTuple):
