@@ -34,6 +34,7 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9:._@\[\]-]{1,64}")
 
 
 MAX_RECENT_FAILURES = 100_000
+_new = tuple.__new__
 
 # Checks ready for RateLimiter.hit_all: (policy, storage key, rate, window seconds,
 # units per window).
@@ -181,10 +182,9 @@ class RateLimiter:
             if found is None:
                 return None
             allowed, policy, amount, window, remaining, reset_in = found
-            if allowed:
-                return LimitResult(
-                    True, policy, amount, remaining, max(0, math.ceil(reset_in)), window
-                )
+            if allowed:  # tuple.__new__: a named tuple's own __new__ is a Python call
+                reset_after = max(0, math.ceil(reset_in))
+                return _new(LimitResult, (True, policy, amount, remaining, reset_after, window))
             return self._result(False, policy, amount, remaining, reset_in, window)
         tightest = None
         for policy, skey, _, window, amount in checks:
