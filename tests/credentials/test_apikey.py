@@ -9,13 +9,8 @@ from pathlib import Path
 import pytest
 
 from bastion.config import ApiKeyConfig
-from bastion.credentials.apikey import (
-    ApiKeyAuthenticator,
-    ApiKeys,
-    KeyFormat,
-    _b62,
-    _checksum,
-)
+from bastion.credentials._keyformat import KeyFormat, _b62, _checksum
+from bastion.credentials.apikey import ApiKeyAuthenticator, ApiKeys
 from bastion.errors import CredentialRefused, InvalidToken, Unavailable
 from bastion.keyring import Keyring
 from bastion.model import CredentialType, RequestView

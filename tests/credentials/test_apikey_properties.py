@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bastion.config import ApiKeyConfig
-from bastion.credentials.apikey import ApiKeyAuthenticator, ApiKeys, KeyFormat, _checksum
+from bastion.credentials._keyformat import KeyFormat, _checksum
+from bastion.credentials.apikey import ApiKeyAuthenticator, ApiKeys
 from bastion.errors import BastionError, InvalidToken
 from bastion.model import RequestView
 from bastion.store import ApiKeyRecord, ApiKeyStore
