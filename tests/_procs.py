@@ -42,10 +42,15 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def running(
-    cmd: list[str], port: int, *, cwd: Path | None = None, log: Path | None = None
+    cmd: list[str],
+    port: int,
+    *,
+    cwd: Path | None = None,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=out, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=out, start_new_session=True)
     try:
         wait_for_port(port, proc)
         yield proc
