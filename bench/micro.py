@@ -159,7 +159,8 @@ async def _components(rt: Runtime, token: str, api_key: str) -> list[tuple[str, 
     )
     add("  route match (normalise + table)", lambda: gw.match(jwt_view))
     add("  input guard (sizes)", lambda: gw._guard(jwt_view))
-    add("  limiter hit (memory, sliding window)", lambda: limiter.hit_now("ip", rate, "127.0.0.1"))
+    ip_check = limiter.prepare([("ip", rate, "127.0.0.1")])
+    add("  limiter hit (memory, sliding window)", lambda: limiter.hit_all_now(ip_check))
     await add_async(
         "  failures_blocked (2 peeks)",
         lambda: limiter.failures_blocked(account="alice", ip="127.0.0.1"),

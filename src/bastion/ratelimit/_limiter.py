@@ -132,23 +132,6 @@ class RateLimiter:
             raise Unavailable(f"rate limit storage failed: {type(exc).__name__}") from exc
         return self._result(allowed, policy, item.amount, remaining, reset_in, window)
 
-    def hit_now(self, policy: str, rate: str, key: str) -> LimitResult | None:
-        """:meth:`hit`, synchronously, when the counters live in this process; None when
-        the storage needs I/O (Redis) and the caller must ``await hit(...)`` instead."""
-        backend = self._memory
-        if backend is None:
-            return None
-        spec = self._keys.get((policy, rate, key))
-        if spec is None:
-            spec = self._key(policy, rate, key)
-        skey, item, window = spec
-        amount = item.amount
-        allowed, remaining, reset_in = backend.hit_counts(amount, window, skey)
-        if allowed:  # inlined _result: this runs for every policy of every request
-            reset_after = max(0, math.ceil(reset_in))
-            return LimitResult(True, policy, amount, remaining, reset_after, window)
-        return self._result(allowed, policy, amount, remaining, reset_in, window)
-
     @property
     def in_process(self) -> bool:
         """Whether the counters live in this process: the ``*_now`` methods then answer
@@ -209,12 +192,12 @@ class RateLimiter:
         if self._memory is not None:
             return self.hit_all_now(checks)
         tightest = None
-        for policy, skey, item, window, _ in checks:
+        for policy, skey, item, window, amount in checks:
             try:
                 allowed, remaining, reset_in = await self._backend.hit(item, skey)
             except Exception as exc:  # fail closed on any storage failure
                 raise Unavailable(f"rate limit storage failed: {type(exc).__name__}") from exc
-            result = self._result(allowed, policy, item.amount, remaining, reset_in, window)
+            result = self._result(allowed, policy, amount, remaining, reset_in, window)
             if not allowed:
                 return result
             if tightest is None or result.remaining < tightest.remaining:
