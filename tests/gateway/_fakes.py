@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from bastion.config import AuthMethod
 from bastion.errors import InvalidToken
@@ -115,3 +115,24 @@ class TokenAuthenticator:
             issuer=self.issuer,
             client_id="cli",
         )
+
+
+class Counted:
+    """A real component wrapped to count the awaited calls of one of its methods
+    (``calls``); every other attribute is the component's own."""
+
+    def __init__(self, inner: Any, method: str) -> None:
+        self._inner = inner
+        self._method = method
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name != self._method:
+            return value
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return await value(*args, **kwargs)
+
+        return counted

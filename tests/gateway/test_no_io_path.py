@@ -19,6 +19,7 @@ from bastion.gateway.runtime import Runtime
 from bastion.model import RequestView
 from bastion.ratelimit import RateLimiter
 from tests._deploy import Deployment, make_deployment
+from tests.gateway._fakes import Counted
 
 IP_A, IP_B = "203.0.113.10", "203.0.113.20"
 
@@ -34,21 +35,6 @@ class Awaited:
     def __getattr__(self, name: str) -> Any:
         if name.endswith("_now"):
             raise AssertionError(f"{name} called on a limiter that is not in process")
-        return getattr(self._inner, name)
-
-
-class CountingCalls:
-    """Counts the awaited ``authenticate`` calls of an authenticator."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.awaited = 0
-
-    async def authenticate(self, request: RequestView) -> Any:
-        self.awaited += 1
-        return await self._inner.authenticate(request)
-
-    def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
 
@@ -71,9 +57,9 @@ async def runtimes(deployment: Deployment) -> AsyncIterator[tuple[Runtime, Runti
     await second.aclose()
 
 
-def _gateway(runtime: Runtime, *, awaited: bool) -> tuple[Gateway, dict[str, CountingCalls]]:
+def _gateway(runtime: Runtime, *, awaited: bool) -> tuple[Gateway, dict[str, Counted]]:
     gw = runtime.gateway
-    counted = {m.value: CountingCalls(a) for m, a in gw.authenticators.items()}
+    counted = {m.value: Counted(a, "authenticate") for m, a in gw.authenticators.items()}
     limiter = Awaited(runtime.limiter) if awaited else runtime.limiter  # type: ignore[arg-type]
     gateway = Gateway(
         gw.config,
@@ -161,6 +147,6 @@ async def test_no_io_and_awaited_paths_decide_alike(
     slow_windows = slow_rt.limiter.backend._windows  # type: ignore[attr-defined]
     assert {k: v[1] for k, v in fast_windows.items()} == {k: v[1] for k, v in slow_windows.items()}
     # ...and the normal gateway answered repeat credentials without awaiting a verification.
-    fast_awaited = sum(c.awaited for c in fast_calls.values())
-    slow_awaited = sum(c.awaited for c in slow_calls.values())
+    fast_awaited = sum(c.calls for c in fast_calls.values())
+    slow_awaited = sum(c.calls for c in slow_calls.values())
     assert fast_awaited < slow_awaited - 8

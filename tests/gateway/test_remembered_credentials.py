@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,6 +17,7 @@ from bastion.gateway import core
 from bastion.gateway.runtime import Runtime
 from bastion.model import RequestView
 from tests._deploy import Deployment, make_deployment
+from tests.gateway._fakes import Counted
 
 IP = "203.0.113.30"
 
@@ -47,21 +47,6 @@ async def runtime(deployment: Deployment, clock: Clock) -> AsyncIterator[Runtime
     rt = await Runtime.start(deployment.config, clock=clock)
     yield rt
     await rt.aclose()
-
-
-class CountingStore:
-    """Counts the key store's record reads."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.reads = 0
-
-    async def get_by_key_id(self, key_id: str) -> Any:
-        self.reads += 1
-        return await self._inner.get_by_key_id(key_id)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 def keys_of(rt: Runtime) -> ApiKeys:
@@ -128,27 +113,27 @@ async def test_a_remembered_key_is_read_again_after_cache_seconds(
     deployment: Deployment, runtime: Runtime, clock: Clock
 ) -> None:
     keys = keys_of(runtime)
-    store = keys.store = CountingStore(keys.store)  # type: ignore[assignment]
+    store = keys.store = Counted(keys.store, "get_by_key_id")  # type: ignore[assignment]
     await remembered(runtime, deployment.api_key)
-    assert store.reads == 1
+    assert store.calls == 1
     clock.now += deployment.config.api_keys.cache_seconds - 1
     assert await decide(runtime, view(x_api_key=deployment.api_key)) == (200, "ok")
-    assert store.reads == 1
+    assert store.calls == 1
     # Another instance may have revoked it: past cache_seconds the record is read again.
     clock.now += 2
     assert await decide(runtime, view(x_api_key=deployment.api_key)) == (200, "ok")
-    assert store.reads == 2
+    assert store.calls == 2
 
 
 async def test_a_remembered_key_is_dropped_when_another_instance_reports_a_change(
     deployment: Deployment, runtime: Runtime
 ) -> None:
     keys = keys_of(runtime)
-    store = keys.store = CountingStore(keys.store)  # type: ignore[assignment]
+    store = keys.store = Counted(keys.store, "get_by_key_id")  # type: ignore[assignment]
     await remembered(runtime, deployment.api_key)
     keys.invalidate(keys.format.parse(deployment.api_key).key_id)
     assert await decide(runtime, view(x_api_key=deployment.api_key)) == (200, "ok")
-    assert store.reads == 2
+    assert store.calls == 2
 
 
 async def test_each_use_of_a_remembered_key_counts_as_its_last_use(
