@@ -44,6 +44,9 @@ def run_uvicorn(spec: dict[str, Any]) -> None:
     uvicorn.run(
         APP_FACTORY,
         factory=True,
+        # bastion reads X-Forwarded-* itself, from the peers its config trusts only;
+        # uvicorn's own handling trusts loopback and would rewrite the peer first.
+        proxy_headers=False,
         host=spec["host"],
         port=spec["port"],
         workers=spec["workers"],
