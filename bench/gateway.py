@@ -9,9 +9,13 @@ master key, migrated SQLite, API keys, a trusted ES256 issuer), the echo upstrea
 itself via ``bastion serve --server granian|uvicorn`` (1 worker). Only 127.0.0.1 is
 targeted and each load run is bounded by ``--duration``.
 
-Rows (each under the same wrk, one after another; each row is ``--repeat`` measured runs
-after a warm-up, and the median run is reported):
+Rows (each under the same wrk; every server runs throughout, and the rows take turns in
+``--repeat`` rounds, a warm-up before each measured run; a row's median run is reported,
+and a ratio between rows is the median of its round-by-round ratios, so the shared
+host's drift over the minutes of a run falls on every row alike):
   A   nginx static ``return 200`` (1 worker)
+  G   granian RSGI app answering 200 with bastion's reply headers, no decision (the
+      server's own cost: the ceiling of rows 1 and 2)
   B   FastAPI + PyJWT ES256 verify on every request (uvicorn, 1 worker, uvloop)
   1   bastion forward-auth, ES256 JWT           (granian and uvicorn)
   2   bastion forward-auth, API key             (granian and uvicorn)
@@ -35,6 +39,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -94,7 +99,9 @@ class Result:
     pss_mb: float | None = None
     peak_rss_mb: float | None = None
     error: str = ""
-    runs: list[float] = field(default_factory=list)  # req/s of every measured run
+    runs: list[float] = field(default_factory=list)  # req/s of every measured run, by round
+    steal: list[float] = field(default_factory=list)  # % of CPU stolen during each run
+    parsed: list[tuple[str, dict[str, Any]]] = field(default_factory=list, repr=False)
     raw: str = field(default="", repr=False)
 
 
@@ -224,56 +231,98 @@ def check(url: str, headers: dict[str, str]) -> None:
         raise RuntimeError(f"{url} answered {status}, expected 200")
 
 
-def measure(
-    load: Load,
-    key: str,
-    label: str,
-    url: str,
-    headers: dict[str, str],
-    *,
-    server: str = "",
-    sid: int | None = None,
-) -> Result:
-    result = Result(key, label, server)
-    try:
-        check(url, headers)
-        result.background_cpu = wait_quiet()
-        load.run(url, headers, seconds=load.warmup)
-        # Several runs, the median reported: on 2 shared cores one run swings by +-25%
-        # with where the scheduler puts wrk's threads beside the server's.
-        runs: list[tuple[float, str, dict[str, Any]]] = []
-        for _ in range(load.repeat):
-            time.sleep(0.5)
-            out = load.run(url, headers)
-            parsed = parse_wrk(out)
-            runs.append((parsed["rps"], out, parsed))
-            if sid is not None:
-                rss, pss, peak = tree_memory(sid)
-                result.rss_mb = max(result.rss_mb or 0.0, rss)
-                result.pss_mb, result.peak_rss_mb = pss, peak
-        result.runs = [rps for rps, _, _ in runs]
-        _, result.raw, median = sorted(runs, key=lambda run: run[0])[len(runs) // 2]
-        for name, value in median.items():
-            setattr(result, name, value)
-    except Exception as exc:  # noqa: BLE001 - one failed row must not lose the others
-        result.error = f"{type(exc).__name__}: {exc}"
-    line = f"  {key:<4} {label:<48} {server:<8} "
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (``/proc/stat``'s first line, in ticks)."""
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+
+
+def steal_percent(before: list[int], after: list[int]) -> float:
+    """Share of the machine's CPU time the hypervisor gave to someone else between two
+    :func:`cpu_times` samples (``steal``, the 8th counter): on a shared host, what a slow
+    run lost."""
+    total = sum(after[:8]) - sum(before[:8])
+    return 100.0 * (after[7] - before[7]) / total if total > 0 else 0.0
+
+
+@dataclass
+class Row:
+    """One load target: a URL and the headers wrk sends, and the process tree whose
+    memory is reported (``sid``: its session id)."""
+
+    key: str
+    label: str
+    url: str
+    headers: dict[str, str]
+    server: str = ""
+    sid: int | None = None
+
+
+def _measure_once(load: Load, row: Row, result: Result) -> None:
+    result.background_cpu = max(result.background_cpu, wait_quiet())
+    load.run(row.url, row.headers, seconds=load.warmup)
+    time.sleep(0.5)
+    before = cpu_times()
+    out = load.run(row.url, row.headers)
+    result.steal.append(steal_percent(before, cpu_times()))
+    parsed = parse_wrk(out)
+    result.runs.append(parsed["rps"])
+    result.parsed.append((out, parsed))
+    if row.sid is not None:
+        rss, pss, peak = tree_memory(row.sid)
+        result.rss_mb = max(result.rss_mb or 0.0, rss)
+        result.pss_mb, result.peak_rss_mb = pss, peak
+
+
+def measure(load: Load, rows: list[Row]) -> list[Result]:
+    """``load.repeat`` rounds; each round runs every row once, in turn (a warm-up, then
+    one measured run). Interleaved so that the host's drift over the minutes of a
+    benchmark falls on every row alike: ratios are taken round by round
+    (:func:`paired_ratio`). A row that fails is reported and the others go on."""
+    results = [Result(row.key, row.label, row.server) for row in rows]
+    for row, result in zip(rows, results, strict=True):
+        try:
+            check(row.url, row.headers)  # a benchmark of 401s would measure the wrong thing
+        except Exception as exc:  # noqa: BLE001 - one failed row must not lose the others
+            result.error = f"{type(exc).__name__}: {exc}"
+    for round_no in range(1, load.repeat + 1):
+        for row, result in zip(rows, results, strict=True):
+            if result.error:
+                continue
+            try:
+                _measure_once(load, row, result)
+            except Exception as exc:  # noqa: BLE001 - as above
+                result.error = f"{type(exc).__name__}: {exc}"
+            time.sleep(1.0)  # let TIME_WAIT and the servers' timers settle between runs
+        done = [f"{r.key}{'/' + r.server[0] if r.server else ''} {r.runs[-1]:.0f}"
+                for r in results if r.runs and len(r.runs) == round_no]  # fmt: skip
+        print(f"  round {round_no}/{load.repeat}: " + ", ".join(done), flush=True)
+    for result in results:
+        if not result.error and result.runs:
+            median = sorted(result.parsed, key=lambda run: run[1]["rps"])[len(result.runs) // 2]
+            result.raw = median[0]
+            for name, value in median[1].items():
+                setattr(result, name, value)
+        print(row_line(result), flush=True)
+    return results
+
+
+def row_line(result: Result) -> str:
+    line = f"  {result.key:<4} {result.label:<48} {result.server:<8} "
     if result.error:
-        line += "ERROR " + result.error
-    else:
-        line += (
-            f"{result.rps:>9.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
-        )
-        if len(result.runs) > 1:
-            line += (
-                f"  (median of {len(result.runs)}: {min(result.runs):.0f}-{max(result.runs):.0f})"
-            )
-        if result.non_2xx:
-            line += f"  NON-2xx {result.non_2xx}"
-        line += f"  (machine busy before: {result.background_cpu:.0f}%)"
-    print(line, flush=True)
-    time.sleep(1.0)  # let TIME_WAIT and the servers' timers settle between runs
-    return result
+        return line + "ERROR " + result.error
+    line += f"{result.rps:>9.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
+    if len(result.runs) > 1:
+        line += f"  (median of {len(result.runs)}: {min(result.runs):.0f}-{max(result.runs):.0f})"
+    if result.non_2xx:
+        line += f"  NON-2xx {result.non_2xx}"
+    steal = max(result.steal, default=0.0)
+    return line + f"  (busy before <= {result.background_cpu:.0f}%, steal <= {steal:.0f}%)"
+
+
+def paired_ratio(row: Result, base: Result) -> float:
+    """``row``'s req/s over ``base``'s, round by round, the median of the rounds."""
+    pairs = [a / b for a, b in zip(row.runs, base.runs, strict=False) if b]
+    return statistics.median(pairs) if pairs else 0.0
 
 
 # -- the deployment and the servers ------------------------------------------------------
@@ -423,7 +472,6 @@ def jwt_env(deployment: Deployment) -> dict[str, str]:
 
 def run_all(args: argparse.Namespace, folder: Path) -> tuple[list[Result], dict[str, Any]]:
     load = Load(args.threads, args.connections, args.duration, args.warmup, args.repeat)
-    results: list[Result] = []
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
@@ -445,128 +493,70 @@ def run_all(args: argparse.Namespace, folder: Path) -> tuple[list[Result], dict[
     logs = folder / "logs"
     logs.mkdir()
     print(
-        f"wrk -t{load.threads} -c{load.connections} -d{load.duration}s --latency "
-        f"(warm-up {load.warmup}s before each run); temp dir {folder}",
+        f"wrk -t{load.threads} -c{load.connections} -d{load.duration}s --latency, "
+        f"{load.repeat} rounds of every row in turn (a {load.warmup}s warm-up before each "
+        f"run); temp dir {folder}",
         flush=True,
     )
-    with (
-        running(demo, up_port, log=logs / "upstream.log"),
-        running(
-            [nginx_bin, "-c", str(conf), "-p", str(conf.parent)],
-            nginx_ports["static"],
-            log=logs / "nginx.log",
-        ),
-    ):
-        results.append(
-            measure(
-                load,
-                "A",
-                "nginx static return 200",
-                f"http://127.0.0.1:{nginx_ports['static']}/",
-                {},
-            )
+    # Every server runs for the whole benchmark (idle while another row is loaded), so the
+    # rows can take turns round by round.
+    with contextlib.ExitStack() as stack:
+
+        def start(cmd: list[str], port: int, log: str, **kw: Any) -> int:
+            return stack.enter_context(running(cmd, port, log=logs / log, **kw)).pid
+
+        start(demo, up_port, "upstream.log")
+        start(
+            [nginx_bin, "-c", str(conf), "-p", str(conf.parent)], nginx_ports["static"], "nginx.log"
         )
+        rows = [
+            Row("A", "nginx static return 200", f"http://127.0.0.1:{nginx_ports['static']}/", {})
+        ]
         b_port = free_port()
         fastapi = [PY, "-m", "uvicorn", "fastapi_pyjwt:app", "--app-dir", str(BENCH / "baselines")]
         fastapi += ["--port", str(b_port), "--workers", "1", "--loop", "uvloop"]
         fastapi += ["--log-level", "warning", "--no-access-log"]
-        env_before = dict(os.environ)
-        os.environ.update(jwt_env(deployment))
-        try:
-            with running(fastapi, b_port, log=logs / "fastapi.log") as proc:
-                results.append(
-                    measure(
-                        load,
-                        "B",
-                        "FastAPI + PyJWT ES256 verify",
-                        f"http://127.0.0.1:{b_port}/api/orders/42",
-                        jwt_h,
-                        server="uvicorn",
-                        sid=proc.pid,
-                    )
-                )
-        finally:
-            os.environ.clear()
-            os.environ.update(env_before)
+        b_sid = start(fastapi, b_port, "fastapi.log", env={**os.environ, **jwt_env(deployment)})
+        b_url = f"http://127.0.0.1:{b_port}/api/orders/42"
+        rows.append(Row("B", "FastAPI + PyJWT ES256 verify", b_url, jwt_h, "uvicorn", b_sid))
+        g_port = free_port()
+        bare_rsgi = [PY, "-m", "granian", "--interface", "rsgi", "--workers", "1", "--loop"]
+        bare_rsgi += ["uvloop", "--no-ws", "--log-level", "warning", "--port", str(g_port)]
+        bare_rsgi += ["--working-dir", str(BENCH / "baselines"), "rsgi_bare:app"]
+        g_sid = start(bare_rsgi, g_port, "rsgi-bare.log")
+        url = f"http://127.0.0.1:{g_port}/_bastion/auth"
+        label = "granian RSGI app answering 200, no decision"
+        rows.append(Row("G", label, url, {**fwd, **jwt_h}, "granian", g_sid))
+        auth_path = "/_bastion/auth"
         for server in servers:
             port = ports[server]
             # Behind a proxy bastion only decides: routes without upstreams (granian: RSGI).
             config = config_for(deployment, server, port, forward_auth_only=True)
-            with bastion(config, port, server) as sid:
-                base = f"http://127.0.0.1:{port}"
-                results.append(
-                    measure(
-                        load,
-                        "1",
-                        "bastion forward-auth, ES256 JWT",
-                        base + "/_bastion/auth",
-                        {**fwd, **jwt_h},
-                        server=server,
-                        sid=sid,
-                    )
-                )
-                results.append(
-                    measure(
-                        load,
-                        "2",
-                        "bastion forward-auth, API key",
-                        base + "/_bastion/auth",
-                        {**fwd, **key_h},
-                        server=server,
-                        sid=sid,
-                    )
-                )
-                if server == servers[0]:
-                    results.append(
-                        measure(
-                            load,
-                            "4",
-                            "nginx auth_request -> bastion -> upstream",
-                            f"http://127.0.0.1:{nginx_ports['auth']}/api/orders/42",
-                            jwt_h,
-                            server=server,
-                            sid=sid,
-                        )
-                    )
+            sid = stack.enter_context(bastion(config, port, server))
+            url = f"http://127.0.0.1:{port}{auth_path}"
+            rows.append(
+                Row("1", "bastion forward-auth, ES256 JWT", url, {**fwd, **jwt_h}, server, sid)
+            )
+            rows.append(
+                Row("2", "bastion forward-auth, API key", url, {**fwd, **key_h}, server, sid)
+            )
+            if server == servers[0]:
+                url = f"http://127.0.0.1:{nginx_ports['auth']}/api/orders/42"
+                label = "nginx auth_request -> bastion -> upstream"
+                rows.append(Row("4", label, url, jwt_h, server, sid))
             port = proxy_ports[server]
-            with bastion(config_for(deployment, server, port), port, server) as sid:
-                results.append(
-                    measure(
-                        load,
-                        "3",
-                        "bastion proxy -> upstream, API key",
-                        f"http://127.0.0.1:{port}/api/orders/42",
-                        key_h,
-                        server=server,
-                        sid=sid,
-                    )
-                )
+            sid = stack.enter_context(bastion(config_for(deployment, server, port), port, server))
+            url = f"http://127.0.0.1:{port}/api/orders/42"
+            rows.append(Row("3", "bastion proxy -> upstream, API key", url, key_h, server, sid))
         p_port = free_port()
         bare = [PY, str(BENCH / "baselines" / "aiohttp_proxy.py"), str(p_port), upstream]
-        with running(bare, p_port, log=logs / "aiohttp-proxy.log") as proc:
-            results.append(
-                measure(
-                    load,
-                    "3b",
-                    "bare aiohttp proxy -> upstream",
-                    f"http://127.0.0.1:{p_port}/api/orders/42",
-                    key_h,
-                    server="aiohttp",
-                    sid=proc.pid,
-                )
-            )
-        results.append(
-            measure(
-                load,
-                "4b",
-                "nginx proxy -> upstream (no auth)",
-                f"http://127.0.0.1:{nginx_ports['proxy']}/api/orders/42",
-                key_h,
-            )
-        )
-        results.append(
-            measure(load, "up", "echo upstream direct", f"{upstream}/api/orders/42", key_h)
-        )
+        sid = start(bare, p_port, "aiohttp-proxy.log")
+        url = f"http://127.0.0.1:{p_port}/api/orders/42"
+        rows.append(Row("3b", "bare aiohttp proxy -> upstream", url, key_h, "aiohttp", sid))
+        url = f"http://127.0.0.1:{nginx_ports['proxy']}/api/orders/42"
+        rows.append(Row("4b", "nginx proxy -> upstream (no auth)", url, key_h))
+        rows.append(Row("up", "echo upstream direct", f"{upstream}/api/orders/42", key_h))
+        results = measure(load, rows)
     audit = deployment.audit_log
     info = {"audit_lines": sum(1 for _ in audit.open("rb")) if audit.exists() else 0}
     return results, info
@@ -583,11 +573,10 @@ def _get(results: list[Result], key: str, server: str | None = None) -> Result |
 
 
 def table(results: list[Result]) -> str:
-    a = _get(results, "A")
-    b = _get(results, "B")
+    a, b, g = _get(results, "A"), _get(results, "B"), _get(results, "G")
     head = (
         f"{'row':<4} {'scenario':<44} {'server':<8} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7}"
-        f" {'RSS MB':>7} {'PSS MB':>7} {'vs A':>6} {'vs B':>7}"
+        f" {'RSS MB':>7} {'PSS MB':>7} {'vs A':>6} {'vs B':>7} {'vs G':>6}"
     )
     lines = [head, "-" * len(head)]
     for r in results:
@@ -596,12 +585,13 @@ def table(results: list[Result]) -> str:
             continue
         rss = f"{r.rss_mb:7.1f}" if r.rss_mb is not None else f"{'':>7}"
         pss = f"{r.pss_mb:7.1f}" if r.pss_mb is not None else f"{'':>7}"
-        va = f"{r.rps / a.rps:5.2f}x" if a else ""
-        vb = f"{r.rps / b.rps:6.1f}x" if b else ""
+        va = f"{paired_ratio(r, a):5.2f}x" if a else ""
+        vb = f"{paired_ratio(r, b):6.1f}x" if b else ""
+        vg = f"{paired_ratio(r, g):5.2f}x" if g and r.key in ("G", "1", "2") else ""
         note = f"  ({r.non_2xx} non-2xx!)" if r.non_2xx else ""
         lines.append(
             f"{r.key:<4} {r.label:<44} {r.server:<8} {r.rps:9.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f}"
-            f" {rss} {pss} {va:>6} {vb:>7}{note}"
+            f" {rss} {pss} {va:>6} {vb:>7} {vg:>6}{note}"
         )
     return "\n".join(lines)
 
@@ -613,7 +603,7 @@ def verdicts(results: list[Result], servers: list[str]) -> list[tuple[str, str, 
     for s in servers:
         jwt, key, proxy = _get(results, "1", s), _get(results, "2", s), _get(results, "3", s)
         if jwt and b:
-            ratio = jwt.rps / b.rps
+            ratio = paired_ratio(jwt, b)
             out.append(
                 (
                     "JWT decision vs FastAPI+PyJWT",
@@ -625,7 +615,7 @@ def verdicts(results: list[Result], servers: list[str]) -> list[tuple[str, str, 
             )
         for name, row in (("JWT", jwt), ("API-key", key)):
             if row and a:
-                ratio = row.rps / a.rps
+                ratio = paired_ratio(row, a)
                 out.append(
                     (
                         f"{name} decision vs nginx static",
@@ -646,7 +636,7 @@ def verdicts(results: list[Result], servers: list[str]) -> list[tuple[str, str, 
                     )
                 )
         if proxy and bare:
-            ratio = proxy.rps / bare.rps
+            ratio = paired_ratio(proxy, bare)
             out.append(
                 (
                     "proxy vs bare aiohttp proxy",
@@ -789,7 +779,9 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "machine": info,
             "args": {k: str(v) for k, v in vars(args).items()},
-            "results": [{k: v for k, v in asdict(r).items() if k != "raw"} for r in results],
+            "results": [
+                {k: v for k, v in asdict(r).items() if k not in ("raw", "parsed")} for r in results
+            ],
             "micro_us": micro_rows,
             **extra,
         }
