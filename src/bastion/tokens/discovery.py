@@ -17,7 +17,6 @@ once per process: the keys behind it rotate, the URL itself practically never do
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -98,6 +97,8 @@ class DiscoveryKeySource(RemoteDocument):
         label: the issuer's name, for log lines.
     """
 
+    kind = "discovery"
+
     def __init__(
         self,
         url: str,
@@ -157,59 +158,35 @@ class DiscoveryKeySource(RemoteDocument):
         """
         jwks = self._jwks
         if jwks is None:
-            await self._discover(self._clock())
+            await self._refresh(self._clock())  # the document first
             jwks = self._jwks
             if jwks is None:
                 raise Unavailable("discovery_unavailable")
         return await jwks.key_index(kid)
 
-    async def _discover(self, now: float) -> None:
-        task = self._inflight
-        if task is None:
-            if self._last_attempt is not None and now - self._last_attempt < self._min_refresh:
-                return  # rate bound, as for a JWKS
-            self._last_attempt = now
-            task = asyncio.ensure_future(self._fetch_and_store())
-            self._inflight = task
-        await asyncio.shield(task)
-
-    async def _fetch_and_store(self) -> None:
-        import httpx
-
-        self.fetches += 1
+    async def _fetch_and_accept(self) -> None:
+        body = await fetch_bounded(
+            self._client,
+            self.url,
+            accept="application/json",
+            content_types=_JSON_TYPES,
+            time_limit=self._timeout,
+            max_bytes=self._max_bytes,
+        )
         try:
-            body = await fetch_bounded(
-                self._client,
-                self.url,
-                accept="application/json",
-                content_types=_JSON_TYPES,
-                time_limit=self._timeout,
-                max_bytes=self._max_bytes,
-            )
             jwks_uri = parse_discovery(body, issuer=self.issuer, discovery_url=self.url)
         except IssuerMismatch as exc:
             # Not an outage: the configuration names the wrong document (or someone
             # serves a foreign one). Loud, and still closed.
             log.error("discovery %s: refused: %s", self._label, exc)
-        except JwksFetchError as exc:
-            self._log_failure(str(exc))
-        except (httpx.HTTPError, TimeoutError, OSError) as exc:
-            self._log_failure(type(exc).__name__)
-        except Exception as exc:  # noqa: BLE001 - a fetch must never break verification
-            self._log_failure(f"unexpected {type(exc).__name__}")
-        else:
-            self._jwks = JwksCache(
-                jwks_uri,
-                cache_seconds=self._cache_seconds,
-                min_refresh_seconds=self._min_refresh,
-                client=self._client,
-                clock=self._clock,
-                timeout=self._timeout,
-                label=self._label,
-            )
-            log.info("discovery %s: jwks_uri %s", self._label, jwks_uri)
-        finally:
-            self._inflight = None
-
-    def _log_failure(self, why: str) -> None:
-        log.warning("discovery %s: fetch failed (%s); failing closed", self._label, why)
+            return
+        self._jwks = JwksCache(
+            jwks_uri,
+            cache_seconds=self._cache_seconds,
+            min_refresh_seconds=self._min_refresh,
+            client=self._client,
+            clock=self._clock,
+            timeout=self._timeout,
+            label=self._label,
+        )
+        log.info("discovery %s: jwks_uri %s", self._label, jwks_uri)

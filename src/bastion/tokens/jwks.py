@@ -11,6 +11,7 @@ itself was not judged).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 import logging
@@ -94,11 +95,14 @@ async def fetch_bounded(
     return bytes(body)
 
 
-class RemoteDocument:
+class RemoteDocument(abc.ABC):
     """What every fetched document source holds: its URL, how often it may be fetched,
     the HTTP client (made, and then owned and closed, when none is shared) and the
-    state of the fetch in flight. :class:`JwksCache` and the discovery source build on it.
+    state of the fetch in flight, bounded (:meth:`_refresh`). :class:`JwksCache` and the
+    discovery source build on it.
     """
+
+    kind = "document"  # for log lines
 
     def __init__(
         self,
@@ -135,6 +139,42 @@ class RemoteDocument:
         if self._own_client:
             await self._client.aclose()
 
+    async def _refresh(self, now: float) -> None:
+        """Fetch again, unless an attempt was made within ``min_refresh_seconds``;
+        concurrent callers share the one fetch in flight."""
+        task = self._inflight
+        if task is None:
+            if self._last_attempt is not None and now - self._last_attempt < self._min_refresh:
+                return  # rate bound: random kids cannot make us hammer the issuer
+            self._last_attempt = now
+            task = asyncio.ensure_future(self._fetch_and_store())
+            self._inflight = task
+        # Shielded: a cancelled request does not cancel the fetch others wait for.
+        await asyncio.shield(task)
+
+    async def _fetch_and_store(self) -> None:
+        """One attempt: :meth:`_fetch_and_accept`; a failure is logged, never raised."""
+        import httpx
+
+        self.fetches += 1
+        try:
+            await self._fetch_and_accept()
+        except JwksFetchError as exc:
+            self._log_failure(str(exc))
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            self._log_failure(type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - a fetch must never break verification
+            self._log_failure(f"unexpected {type(exc).__name__}")
+        finally:
+            self._inflight = None
+
+    @abc.abstractmethod
+    async def _fetch_and_accept(self) -> None:
+        """Fetch the document and keep what it says (the subclass's part)."""
+
+    def _log_failure(self, why: str) -> None:
+        log.warning("%s %s: fetch failed (%s); failing closed", self.kind, self._label, why)
+
 
 class JwksCache(RemoteDocument):
     """The keys behind one issuer's ``jwks_url``; implements ``KeySource``.
@@ -151,6 +191,7 @@ class JwksCache(RemoteDocument):
         label: the issuer's name, for log lines.
     """
 
+    kind = "jwks"
     _index: KeyIndex | None = None  # the last good key set, and when it was fetched
     _fetched_at = 0.0
 
@@ -190,36 +231,12 @@ class JwksCache(RemoteDocument):
             raise Unavailable("jwks_unavailable")
         return index
 
-    async def _refresh(self, now: float) -> None:
-        task = self._inflight
-        if task is None:
-            if self._last_attempt is not None and now - self._last_attempt < self._min_refresh:
-                return  # rate bound: random kids cannot make us hammer the issuer
-            self._last_attempt = now
-            task = asyncio.ensure_future(self._fetch_and_store())
-            self._inflight = task
-        # Shielded: a cancelled request does not cancel the fetch others wait for.
-        await asyncio.shield(task)
-
-    async def _fetch_and_store(self) -> None:
-        import httpx
-
-        self.fetches += 1
-        try:
-            index, skipped = await self._fetch()
-        except JwksFetchError as exc:
-            self._log_failure(str(exc))
-        except (httpx.HTTPError, TimeoutError, OSError) as exc:
-            self._log_failure(type(exc).__name__)
-        except Exception as exc:  # noqa: BLE001 - a fetch must never break verification
-            self._log_failure(f"unexpected {type(exc).__name__}")
-        else:
-            self._index = index
-            self._fetched_at = self._clock()
-            if skipped:
-                log.info("jwks %s: skipped %d unusable keys", self._label, skipped)
-        finally:
-            self._inflight = None
+    async def _fetch_and_accept(self) -> None:
+        index, skipped = await self._fetch()
+        self._index = index
+        self._fetched_at = self._clock()
+        if skipped:
+            log.info("jwks %s: skipped %d unusable keys", self._label, skipped)
 
     def _log_failure(self, why: str) -> None:
         serving = "serving the last good key set" if self._index else "no key set yet"
