@@ -66,14 +66,21 @@ def run_server(
     listen = config.listen
     scheme = "https" if listen.tls else "http"
     spec = server_spec(config)
+    if server is Server.UVICORN and importlib.util.find_spec("uvicorn") is None:
+        fail("uvicorn is not installed (pip install uvicorn)")
+    if server is Server.UVICORN and spec["min_tls"] == "1.3":
+        # uvicorn builds its TLS context itself and takes no minimum version: it would
+        # accept TLS 1.2 here. Refused rather than served below the configured floor.
+        fail(
+            "listen.tls.min_version 1.3 cannot be held by uvicorn (it would accept TLS 1.2): "
+            "serve with granian (the default) or terminate TLS in front of bastion"
+        )
     # granian serves RSGI when no route is proxied (docs/deployment.md), else ASGI.
     kind = f"granian {spec['interface'].upper()}" if server is Server.GRANIAN else server.value
     out.print(
         f"bastion gateway on {scheme}://{listen.host}:{listen.port} "
         f"({kind}, {listen.workers} worker(s)); Ctrl-C stops it"
     )
-    if server is Server.UVICORN and importlib.util.find_spec("uvicorn") is None:
-        fail("uvicorn is not installed (pip install uvicorn)")
     if replace_process:
         sys.stdout.flush()
         args = [sys.executable, "-m", "bastion._server", server.value, json.dumps(spec)]
