@@ -22,7 +22,6 @@ from bastion.gateway._asgi import SECURITY_HEADERS, Receive, Scope, Send, peer_a
 from bastion.gateway._asgi import send_response as respond
 from bastion.gateway._rsgi import RSGIProtocol, RSGIScope, run_asgi
 from bastion.gateway.runtime import Runtime
-from bastion.oauth import is_oauth_path
 
 log = logging.getLogger("bastion.app")
 JSON = ("content-type", "application/json")
@@ -92,7 +91,7 @@ class GatewayApp:
         if system is not None and scope["method"] in ("GET", "HEAD"):
             await system(runtime, scope, send)
             return
-        if runtime.oauth is not None and is_oauth_path(path):
+        if runtime.oauth is not None and runtime.oauth.handles(path):
             await runtime.oauth.app(scope, receive, send)  # the authorization server
             return
         await runtime.proxy(scope, receive, send)

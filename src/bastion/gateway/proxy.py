@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-import aiohttp
 
 from bastion.errors import BastionError, PayloadTooLarge
 from bastion.gateway._asgi import (
@@ -32,6 +31,9 @@ from bastion.gateway.core import Gateway
 from bastion.gateway.decision import PROBLEM_TYPE, Decision
 from bastion.gateway.routes import Route
 from bastion.model import CredentialType, RequestView
+
+if TYPE_CHECKING:  # aiohttp loads only where a route proxies: a worker that only
+    import aiohttp  # decides spares its memory (tests/gateway/test_footprint.py)
 
 log = logging.getLogger("bastion.proxy")
 FRONT_DOOR = "proxy"
@@ -120,6 +122,8 @@ class Proxy:
 
     async def start(self) -> aiohttp.ClientSession:
         if self._session is None:
+            import aiohttp
+
             connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=60)
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
@@ -193,6 +197,8 @@ class Proxy:
         receive: Receive,
         send: Send,
     ) -> None:
+        import aiohttp
+
         session = self._session or await self.start()
         path = quote(route.upstream_path(decision.path), safe=_PATH_SAFE)
         url = base + path + ("?" + view.query if view.query else "")

@@ -187,7 +187,8 @@ class Runtime:
         )
         trust = Trust(config.forwarded.trusted_proxies)
         proxy = Proxy(gateway, trust, on_upstream_error=metrics.upstream_error)
-        await proxy.start()
+        if any(route.upstream is not None for route in config.routes):
+            await proxy.start()  # else its HTTP client (aiohttp) is never loaded
         runtime = cls(
             config=config,
             keyring=keyring,

@@ -34,6 +34,11 @@ class AuthorizationServer:
     server: OAuthServer
     app: AuthorizationServerApp
 
+    @staticmethod
+    def handles(path: str) -> bool:
+        """Whether ``path`` is the authorization server's (else the gateway's)."""
+        return is_oauth_path(path)
+
     async def aclose(self) -> None:
         await self.server.aclose()
 
