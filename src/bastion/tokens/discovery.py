@@ -31,7 +31,6 @@ from bastion.tokens.jwks import (
     JwksCache,
     JwksFetchError,
     RemoteDocument,
-    fetch_bounded,
 )
 
 if TYPE_CHECKING:  # httpx (and the CLI it imports) loads only where a client is made
@@ -41,7 +40,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 256 * 1024
 MAX_URL_LENGTH = 2048
-_JSON_TYPES = frozenset({"application/json"})
 
 
 class DiscoveryError(JwksFetchError):
@@ -165,14 +163,7 @@ class DiscoveryKeySource(RemoteDocument):
         return await jwks.key_index(kid)
 
     async def _fetch_and_accept(self) -> None:
-        body = await fetch_bounded(
-            self._client,
-            self.url,
-            accept="application/json",
-            content_types=_JSON_TYPES,
-            time_limit=self._timeout,
-            max_bytes=self._max_bytes,
-        )
+        body = await self._get()
         try:
             jwks_uri = parse_discovery(body, issuer=self.issuer, discovery_url=self.url)
         except IssuerMismatch as exc:

@@ -103,6 +103,8 @@ class RemoteDocument(abc.ABC):
     """
 
     kind = "document"  # for log lines
+    accept = "application/json"
+    content_types = frozenset({"application/json"})
 
     def __init__(
         self,
@@ -168,6 +170,17 @@ class RemoteDocument(abc.ABC):
         finally:
             self._inflight = None
 
+    async def _get(self) -> bytes:
+        """The document's body, fetched within this source's bounds."""
+        return await fetch_bounded(
+            self._client,
+            self.url,
+            accept=self.accept,
+            content_types=self.content_types,
+            time_limit=self._timeout,
+            max_bytes=self._max_bytes,
+        )
+
     @abc.abstractmethod
     async def _fetch_and_accept(self) -> None:
         """Fetch the document and keep what it says (the subclass's part)."""
@@ -192,6 +205,8 @@ class JwksCache(RemoteDocument):
     """
 
     kind = "jwks"
+    accept = "application/jwk-set+json, application/json"
+    content_types = _JSON_TYPES
     _index: KeyIndex | None = None  # the last good key set, and when it was fetched
     _fetched_at = 0.0
 
@@ -243,12 +258,4 @@ class JwksCache(RemoteDocument):
         log.warning("jwks %s: fetch failed (%s); %s", self._label, why, serving)
 
     async def _fetch(self) -> tuple[KeyIndex, int]:
-        body = await fetch_bounded(
-            self._client,
-            self.url,
-            accept="application/jwk-set+json, application/json",
-            content_types=_JSON_TYPES,
-            time_limit=self._timeout,
-            max_bytes=self._max_bytes,
-        )
-        return parse_jwks(body)
+        return parse_jwks(await self._get())
