@@ -17,10 +17,24 @@ from typing import Any
 APP_FACTORY = "bastion.gateway.app:from_env"
 
 
+# What the server may buffer of a request's head beyond bastion's own header limit (the
+# request line, and HTTP/2's 32 bytes of accounting per field): past that the server
+# itself refuses, before bastion's input guard would (431 either way).
+HEAD_SLACK = 8 * 1024
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+
+
+def head_limit(spec: dict[str, Any]) -> int:
+    return int(spec.get("max_header_bytes", DEFAULT_MAX_HEADER_BYTES)) + HEAD_SLACK
+
+
 def run_granian(spec: dict[str, Any]) -> None:
     from granian.constants import Interfaces, Loops, SSLProtocols
+    from granian.http import HTTP1Settings, HTTP2Settings
     from granian.log import LogLevels
     from granian.server import Server
+
+    limit = head_limit(spec)
 
     Server(
         APP_FACTORY,
@@ -35,6 +49,11 @@ def run_granian(spec: dict[str, Any]) -> None:
         ssl_key=Path(spec["key"]) if spec.get("key") else None,
         ssl_protocol_min=SSLProtocols.tls13 if spec.get("min_tls") == "1.3" else SSLProtocols.tls12,
         websockets=False,
+        # granian's defaults buffer up to ~410 KiB of an HTTP/1 head and decode up to
+        # 16 MiB of HTTP/2 header list per stream: a few KiB of HPACK references to one
+        # indexed field then cost the worker megabytes each (an "HPACK bomb").
+        http1_settings=HTTP1Settings(max_buffer_size=max(limit, 8192)),  # hyper: >= 8 KiB
+        http2_settings=HTTP2Settings(max_headers_size=limit),
     ).serve()
 
 
@@ -44,6 +63,9 @@ def run_uvicorn(spec: dict[str, Any]) -> None:
     uvicorn.run(
         APP_FACTORY,
         factory=True,
+        # h11 bounds a request's head (httptools, picked when installed, does not).
+        http="h11",
+        h11_max_incomplete_event_size=head_limit(spec),
         # bastion reads X-Forwarded-* itself, from the peers its config trusts only;
         # uvicorn's own handling trusts loopback and would rewrite the peer first.
         proxy_headers=False,

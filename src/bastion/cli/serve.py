@@ -54,6 +54,7 @@ def server_spec(config: Config) -> dict[str, Any]:
         "cert": str(config.resolve(tls.cert_file)) if tls else None,
         "key": str(config.resolve(tls.key_file)) if tls else None,
         "min_tls": tls.min_version if tls else "1.2",
+        "max_header_bytes": config.limits.max_header_bytes,
     }
 
 
