@@ -205,6 +205,10 @@ class Gateway:
             raise HeadersTooLarge("authorization_too_large")
         length = request.headers.get("content-length")
         if length is not None:
+            if "transfer-encoding" in headers:
+                # Two framings: whichever one the next hop believes, the other can smuggle
+                # a request past this one (RFC 9112 §6.1: a server may refuse; we do).
+                raise BadRequest("conflicting_framing")
             if not length.isdigit():
                 raise BadRequest("bad_content_length")
             if int(length) > limits.max_body_bytes:

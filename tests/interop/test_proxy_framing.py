@@ -1,0 +1,118 @@
+"""Request framing through the proxy front door, under each real server: a request with
+both Content-Length and Transfer-Encoding never goes upstream with both (whichever
+framing the upstream believed, the other could smuggle a second request past bastion):
+bastion refuses it when the server hands it both (uvicorn's h11), granian frames it by
+its chunks alone; every body goes upstream with exactly one framing. The upstream is a
+raw socket that records the bytes it receives, so the framing sent is what is checked."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests._deploy import make_deployment
+from tests._procs import bastion_serve
+from tests._services import free_port
+
+REPLY = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+
+
+@contextmanager
+def recording_upstream(port: int) -> Iterator[list[bytes]]:
+    """Each connection's bytes (read until the peer stops for 0.5 s), answered 200."""
+    received: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", port))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            data = b""
+            conn.settimeout(0.5)
+            try:
+                while chunk := conn.recv(65536):
+                    data += chunk
+                    if b"\r\n\r\n" in data and data.endswith((b"0\r\n\r\n", b"hello")):
+                        break
+            except TimeoutError:
+                pass
+            received.append(data)
+            conn.sendall(REPLY)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield received
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def send(port: int, head: bytes, body: bytes) -> bytes:
+    """The first answer on a connection: its head and as much body as came within 1 s."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + b"\r\n" + body)
+        answer = sock.recv(65536)
+        sock.settimeout(1)
+        try:
+            while b"\r\n\r\n" not in answer or answer.endswith(b"\r\n\r\n"):
+                more = sock.recv(65536)
+                if not more:
+                    break
+                answer += more
+        except TimeoutError:
+            pass
+        return answer
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_proxy_refuses_two_framings_and_forwards_one(tmp_path: Path, server: str) -> None:
+    port, up = free_port(), free_port()
+    d = asyncio.run(
+        make_deployment(
+            tmp_path / "d",
+            f"http://127.0.0.1:{up}",
+            listen={"host": "127.0.0.1", "port": port},
+        )
+    )
+    start = b"POST /api/orders HTTP/1.1\r\nHost: a\r\nX-API-Key: " + d.api_key.encode() + b"\r\n"
+    chunked = b"5\r\nhello\r\n0\r\n\r\n"
+    smuggled = b"GET /api/admin HTTP/1.1\r\nHost: a\r\n\r\n"
+    with recording_upstream(up) as received, bastion_serve(d.config_file, port, "--server", server):
+        both = start + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n"
+        answer = send(port, both, chunked + smuggled)
+        if server == "uvicorn":  # h11 hands both headers to bastion, which refuses
+            assert answer.startswith(b"HTTP/1.1 400")
+            assert b"invalid_request" in answer
+        else:  # granian (hyper) drops Content-Length itself and frames by chunks
+            assert answer.startswith(b"HTTP/1.1 200")
+        answer = send(port, start + b"Transfer-Encoding: chunked\r\n", chunked)
+        assert answer.startswith(b"HTTP/1.1 200")
+        answer = send(port, start + b"Content-Length: 5\r\n", b"hello")
+        assert answer.startswith(b"HTTP/1.1 200")
+        expected = 2 if server == "uvicorn" else 3
+        deadline = time.monotonic() + 5
+        while len(received) < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+    assert len(received) == expected
+    for raw in received:
+        head, _, body = raw.partition(b"\r\n\r\n")
+        names = [line.split(b":")[0].lower() for line in head.split(b"\r\n")[1:]]
+        framings = names.count(b"content-length") + names.count(b"transfer-encoding")
+        assert framings == 1, head
+        assert b"hello" in body
+        assert b"/api/admin" not in raw  # the smuggled request never reached the upstream
