@@ -3,6 +3,8 @@ disable (sessions end), reset-mfa."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 
 from bastion.gateway.app import GatewayApp
@@ -52,3 +54,28 @@ async def test_users_admin_api(app: GatewayApp, issuer: str, deployment: Deploym
     assert (await admin.post("/oauth2/admin/users/ghost/disable")).status_code == 404
     for client in (anonymous, user_key, admin, agent):
         await client.aclose()
+
+
+async def test_admin_bodies_are_read_only_up_to_their_limit(
+    app: GatewayApp, issuer: str, deployment: Deployment
+) -> None:
+    # An endless body (no Content-Length) is refused once past the limit, without the
+    # rest being read into memory first.
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal sent
+        while sent < 4 * 1024 * 1024:
+            sent += 4096
+            yield b" " * 4096
+
+    admin = api(app, issuer, deployment.admin_key)
+    for path in ("/oauth2/admin/users", "/oauth2/admin/clients"):
+        sent = 0
+        answer = await admin.post(
+            path, content=endless(), headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 400
+        assert answer.json()["error_description"] == "the body is too large"
+        assert sent <= 128 * 1024  # the limits are 16 and 64 KiB; 4 MiB were on offer
+    await admin.aclose()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,9 +21,9 @@ from bastion.identity.policy import password_problems
 from bastion.model import Principal
 from bastion.oauth._http import (
     AdminAuth,
-    BadInput,
     admin_principal,
     guarded,
+    json_object,
     json_response,
     oauth_error,
 )
@@ -73,17 +72,7 @@ class UsersAdmin:
         principal = await self._admin(request)
         if request.method == "GET":
             return json_response(200, [await self._user(u) for u in await self.users.list()])
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise BadInput("the body must be application/json")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise BadInput("the body is too large")
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise BadInput("the body is not JSON") from None
-        if not isinstance(data, dict):
-            raise BadInput("the body must be a JSON object")
+        data = await json_object(request, MAX_BODY)
         try:
             username = check_username(str(data.get("username", "")))
         except ValueError as exc:

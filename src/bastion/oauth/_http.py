@@ -99,6 +99,40 @@ def _parse(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, read as it arrives; None as soon as it passes ``limit`` bytes
+    (a declared Content-Length past it is refused before reading)."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return body
+
+
+async def json_object(request: Request, limit: int) -> dict[str, Any]:
+    """An ``application/json`` body that is one JSON object of at most ``limit`` bytes.
+
+    Raises:
+        BadInput: another content type, a larger body, not JSON, not an object.
+    """
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise BadInput("the body must be application/json")
+    body = await read_body(request, limit)
+    if body is None:
+        raise BadInput("the body is too large")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadInput("the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise BadInput("the body must be a JSON object")
+    return data
+
+
 async def http_input(request: Request, issuer: str) -> HttpInput:
     """Starlette request → :class:`HttpInput` (the public URL is built from ``issuer``).
 
@@ -114,14 +148,9 @@ async def http_input(request: Request, issuer: str) -> HttpInput:
         ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if ctype != FORM:
             raise BadInput("the body must be application/x-www-form-urlencoded")
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+        body = await read_body(request, MAX_FORM_BYTES)
+        if body is None:
             raise BadInput("the body is too large")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                raise BadInput("the body is too large")
         try:
             form = _parse(body.decode("utf-8"))
         except UnicodeDecodeError:
@@ -235,17 +264,7 @@ class ProtocolEndpoints:
         store = self.ctx.clients.store
         if request.method == "GET":
             return json_response(200, [c.as_dict() for c in await store.list()])
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise BadInput("the body must be application/json")
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            raise BadInput("the body is too large")
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise BadInput("the body is not JSON") from None
-        if not isinstance(data, dict):
-            raise BadInput("the body must be a JSON object")
+        data = await json_object(request, MAX_FORM_BYTES)
         try:
             created = await store.create(record_from_metadata(data))
         except InvalidClientMetadata as exc:
