@@ -26,9 +26,12 @@ class FakeIdp:
         self.key = KEY
         self.issuer = ISSUER
         self.token_requests: list[dict[str, list[str]]] = []
+        self.replies: dict[str, httpx.Response] = {}  # path -> a misbehaving answer
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if path in self.replies:
+            return self.replies[path]
         if path == "/.well-known/openid-configuration":
             return httpx.Response(200, json={
                 "issuer": self.issuer, "authorization_endpoint": f"{ISSUER}/auth",
@@ -102,3 +105,26 @@ async def test_state_and_discovery_are_checked() -> None:
     idp.issuer = "https://impostor.example"
     with pytest.raises(FederationError, match="another issuer"):
         await provider(idp).start(tx="", link=False)
+
+
+@pytest.mark.parametrize(
+    ("path", "reply", "message"),
+    [
+        ("/token", httpx.Response(200, json=["id_token"]), "token endpoint answered 200"),
+        ("/token", httpx.Response(200, json={"access_token": "x"}), "no id_token"),
+        ("/token", httpx.Response(200, content=b"{" * 100_000), "token request failed"),
+        ("/token", httpx.Response(200, content=b" " * (600 * 1024)), "too large"),
+        ("/jwks", httpx.Response(200, json=[1, 2]), "JWKS fetch failed"),
+        ("/jwks", httpx.Response(200, json={"keys": "none"}), "JWKS fetch failed"),
+        ("/jwks", httpx.Response(503), "JWKS fetch failed: HTTP 503"),
+        ("/.well-known/openid-configuration", httpx.Response(200, text="<html>"), "discovery"),
+    ],
+)
+async def test_a_misbehaving_provider_is_a_federation_error(
+    path: str, reply: httpx.Response, message: str
+) -> None:
+    # Never an AttributeError (a 500 at the callback) nor an unbounded read.
+    idp = FakeIdp()
+    idp.replies[path] = reply
+    with pytest.raises(FederationError, match=message):
+        await _run(idp)

@@ -7,9 +7,11 @@ checked (§3.1.3.7). Which local account it signs in to is :class:`Linker`'s bus
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ if TYPE_CHECKING:  # httpx (and the CLI it imports) loads only where a client is
 ID_TOKEN_ALGS = ["RS256", "PS256", "ES256", "EdDSA"]
 LEEWAY = 60
 METADATA_SECONDS = 3600
+MAX_DOCUMENT_BYTES = 512 * 1024  # a discovery document, a JWKS or a token response
+CALL_SECONDS = 15.0
 FLOW_SECONDS = 600
 
 
@@ -76,20 +80,15 @@ class ExternalProvider:
         return httpx.AsyncClient(transport=self._transport, timeout=10, follow_redirects=False)
 
     async def metadata(self) -> dict[str, Any]:
-        import httpx
 
         if self._metadata is not None and time.monotonic() - self._metadata_at < METADATA_SECONDS:
             return self._metadata
         url = str(self.config.discovery_url or "") or (
             self.config.issuer.rstrip("/") + "/.well-known/openid-configuration"
         )
-        try:
-            async with self._client() as http:
-                response = await http.get(url)
-            response.raise_for_status()
-            data = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise FederationError(f"discovery failed: {exc.__class__.__name__}") from None
+        status, data = await self._fetch_json("discovery", "GET", url)
+        if status != 200:
+            raise FederationError(f"discovery failed: HTTP {status}")
         if not isinstance(data, dict) or data.get("issuer") != self.config.issuer:
             raise FederationError("discovery document names another issuer")
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
@@ -117,7 +116,6 @@ class ExternalProvider:
     async def finish(self, remembered: dict[str, Any], params: dict[str, str]) -> ExternalIdentity:
         """Check the callback against what the session remembered, redeem the code and
         verify the ID token."""
-        import httpx
 
         if self._clock() > remembered.get("exp", 0):
             raise FederationError("the sign-in took too long")
@@ -128,35 +126,58 @@ class ExternalProvider:
         if "iss" in params and params["iss"] != self.config.issuer:  # RFC 9207
             raise FederationError("iss mismatch in the authorization response")
         meta = await self.metadata()
-        try:
-            async with self._client() as http:
-                response = await http.post(
-                    meta["token_endpoint"],
-                    data={"grant_type": "authorization_code", "code": params["code"],
-                          "redirect_uri": self.redirect_uri,
-                          "code_verifier": remembered["verifier"]},
-                    auth=(self.config.client_id, self.config.client_secret.get_secret_value()),
-                )  # fmt: skip
-            tokens = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise FederationError(f"token request failed: {exc.__class__.__name__}") from None
-        if response.status_code != 200 or not isinstance(tokens.get("id_token"), str):
-            raise FederationError(f"token endpoint answered {response.status_code}")
-        return await self._identity(tokens["id_token"], str(remembered["nonce"]))
+        status, tokens = await self._fetch_json(
+            "token request", "POST", meta["token_endpoint"],
+            data={"grant_type": "authorization_code", "code": params["code"],
+                  "redirect_uri": self.redirect_uri, "code_verifier": remembered["verifier"]},
+            auth=(self.config.client_id, self.config.client_secret.get_secret_value()),
+        )  # fmt: skip
+        if status != 200 or not isinstance(tokens, dict):
+            raise FederationError(f"token endpoint answered {status}")
+        id_token = tokens.get("id_token")
+        if not isinstance(id_token, str):
+            raise FederationError("token endpoint gave no id_token")
+        return await self._identity(id_token, str(remembered["nonce"]))
 
     async def _keys(self, refresh: bool = False) -> KeySet:
-        import httpx
 
         if self._jwks is None or refresh:
             meta = await self.metadata()
+            status, data = await self._fetch_json("JWKS fetch", "GET", meta["jwks_uri"])
+            if status != 200 or not isinstance(data, dict):
+                raise FederationError(f"JWKS fetch failed: HTTP {status}")
             try:
-                async with self._client() as http:
-                    response = await http.get(meta["jwks_uri"])
-                response.raise_for_status()
-                self._jwks = KeySet.import_key_set(response.json())
-            except (httpx.HTTPError, ValueError, JoseError) as exc:
+                self._jwks = KeySet.import_key_set(data)  # type: ignore[arg-type]
+            except (JoseError, ValueError, TypeError, KeyError) as exc:
                 raise FederationError(f"JWKS fetch failed: {exc.__class__.__name__}") from None
         return self._jwks
+
+    async def _fetch_json(self, what: str, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+        """(status, JSON body) of one call to the provider: the body read as it arrives
+        (decompressed) and refused past :data:`MAX_DOCUMENT_BYTES`, the whole call within
+        :data:`CALL_SECONDS`. A configured provider is trusted with identities, not with
+        this worker's memory.
+
+        Raises:
+            FederationError: the call failed, took too long, or its body is too large or
+                not JSON.
+        """
+        import httpx
+
+        body = bytearray()
+        try:
+            async with (
+                asyncio.timeout(CALL_SECONDS),
+                self._client() as http,
+                http.stream(method, url, **kwargs) as response,
+            ):
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_DOCUMENT_BYTES:
+                        raise FederationError(f"{what} failed: the answer is too large")
+            return response.status_code, json.loads(body) if body else None
+        except (httpx.HTTPError, TimeoutError, ValueError, RecursionError) as exc:
+            raise FederationError(f"{what} failed: {exc.__class__.__name__}") from None
 
     async def _identity(self, id_token: str, nonce: str) -> ExternalIdentity:
         try:
