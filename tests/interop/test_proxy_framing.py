@@ -25,8 +25,8 @@ REPLY = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
 
 
 @contextmanager
-def recording_upstream(port: int) -> Iterator[list[bytes]]:
-    """Each connection's bytes (read until the peer stops for 0.5 s), answered 200."""
+def recording_upstream(port: int, reply: bytes = REPLY) -> Iterator[list[bytes]]:
+    """Each connection's bytes (read until the peer stops for 0.5 s), answered ``reply``."""
     received: list[bytes] = []
     listener = socket.create_server(("127.0.0.1", port))
     listener.settimeout(0.2)
@@ -48,7 +48,7 @@ def recording_upstream(port: int) -> Iterator[list[bytes]]:
             except TimeoutError:
                 pass
             received.append(data)
-            conn.sendall(REPLY)
+            conn.sendall(reply)
             conn.close()
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -116,3 +116,35 @@ def test_proxy_refuses_two_framings_and_forwards_one(tmp_path: Path, server: str
         assert framings == 1, head
         assert b"hello" in body
         assert b"/api/admin" not in raw  # the smuggled request never reached the upstream
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n",
+        b"HTTP/1.1 999 Odd\r\ncontent-length: 0\r\n\r\n",
+    ],
+)
+def test_an_upstream_status_outside_final_http_is_a_502(
+    tmp_path: Path, server: str, reply: bytes
+) -> None:
+    # A 101 the request never asked for would make a proxy in front of bastion believe
+    # the connection switched protocols; relayed as is before (granian) or cut (uvicorn).
+    port, up = free_port(), free_port()
+    d = asyncio.run(
+        make_deployment(
+            tmp_path / "d",
+            f"http://127.0.0.1:{up}",
+            listen={"host": "127.0.0.1", "port": port},
+        )
+    )
+    head = b"GET /api/orders HTTP/1.1\r\nHost: a\r\nX-API-Key: " + d.api_key.encode() + b"\r\n"
+    with (
+        recording_upstream(up, reply) as received,
+        bastion_serve(d.config_file, port, "--server", server),
+    ):
+        answer = send(port, head, b"")
+    assert len(received) == 1  # the request did reach the upstream
+    assert answer.startswith(b"HTTP/1.1 502")
+    assert b'"code":"bad_gateway"' in answer  # bastion's problem+json, not a relayed reply

@@ -224,6 +224,13 @@ class Proxy:
                 timeout=timeout,
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             ) as upstream:
+                if not 200 <= upstream.status <= 599:
+                    # A final 1xx (101 to a request that asked for no upgrade) or a status
+                    # outside HTTP's range: relayed, it could make a proxy in front treat
+                    # the connection as switched. Refused like an unreachable upstream.
+                    self._upstream_failed(route.name)
+                    log.warning("upstream %s answered status %d", route.name, upstream.status)
+                    raise BadGateway("upstream_bad_status")
                 out = [
                     (k, v)
                     for k, v in upstream.raw_headers
