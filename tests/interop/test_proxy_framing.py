@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._deploy import make_deployment
+from tests._deploy import Deployment, make_deployment
 from tests._procs import bastion_serve
 from tests._services import free_port
 
@@ -78,16 +78,16 @@ def send(port: int, head: bytes, body: bytes) -> bytes:
         return answer
 
 
+def proxying(tmp_path: Path, port: int, up: int) -> Deployment:
+    """A deployment on ``port`` whose routes proxy to 127.0.0.1:``up``."""
+    listen = {"host": "127.0.0.1", "port": port}
+    return asyncio.run(make_deployment(tmp_path / "d", f"http://127.0.0.1:{up}", listen=listen))
+
+
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])
 def test_proxy_refuses_two_framings_and_forwards_one(tmp_path: Path, server: str) -> None:
     port, up = free_port(), free_port()
-    d = asyncio.run(
-        make_deployment(
-            tmp_path / "d",
-            f"http://127.0.0.1:{up}",
-            listen={"host": "127.0.0.1", "port": port},
-        )
-    )
+    d = proxying(tmp_path, port, up)
     start = b"POST /api/orders HTTP/1.1\r\nHost: a\r\nX-API-Key: " + d.api_key.encode() + b"\r\n"
     chunked = b"5\r\nhello\r\n0\r\n\r\n"
     smuggled = b"GET /api/admin HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -132,13 +132,7 @@ def test_an_upstream_status_outside_final_http_is_a_502(
     # A 101 the request never asked for would make a proxy in front of bastion believe
     # the connection switched protocols; relayed as is before (granian) or cut (uvicorn).
     port, up = free_port(), free_port()
-    d = asyncio.run(
-        make_deployment(
-            tmp_path / "d",
-            f"http://127.0.0.1:{up}",
-            listen={"host": "127.0.0.1", "port": port},
-        )
-    )
+    d = proxying(tmp_path, port, up)
     head = b"GET /api/orders HTTP/1.1\r\nHost: a\r\nX-API-Key: " + d.api_key.encode() + b"\r\n"
     with (
         recording_upstream(up, reply) as received,
