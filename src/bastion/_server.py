@@ -21,11 +21,11 @@ APP_FACTORY = "bastion.gateway.app:from_env"
 # request line, and HTTP/2's 32 bytes of accounting per field): past that the server
 # itself refuses, before bastion's input guard would (431 either way).
 HEAD_SLACK = 8 * 1024
-DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 
 
 def head_limit(spec: dict[str, Any]) -> int:
-    return int(spec.get("max_header_bytes", DEFAULT_MAX_HEADER_BYTES)) + HEAD_SLACK
+    """What the server may buffer of a request's head (``spec``: ``server_spec``'s)."""
+    return int(spec["max_header_bytes"]) + HEAD_SLACK
 
 
 def run_granian(spec: dict[str, Any]) -> None:

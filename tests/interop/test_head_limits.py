@@ -16,11 +16,11 @@ import h2.connection
 import h2.events
 import h2.settings
 
+from bastion._server import HEAD_SLACK
 from tests._deploy import make_deployment
 from tests._procs import bastion_serve
 from tests._services import free_port
 
-SLACK = 8 * 1024  # bastion._server.HEAD_SLACK
 BASE = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1")]
 
 
@@ -96,7 +96,7 @@ def test_http2_header_lists_are_bounded_by_bastions_header_limit(tmp_path: Path)
         try:
             assert client.request("/healthz", []) == "200"
             limit = client.settings[h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE]
-            assert limit == 16384 + SLACK  # granian's default would be 16 MiB
+            assert limit == 16384 + HEAD_SLACK  # granian's default would be 16 MiB
             # ~600 KiB decoded from ~3 KiB sent: one field indexed once, then referenced.
             bomb = [("x-b", "a" * 3000)] * 200
             assert client.request("/api/orders", bomb) in ("431", "reset", "terminated")
