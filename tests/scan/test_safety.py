@@ -175,3 +175,50 @@ def test_unsafe_methods_are_not_sent_by_default(target: tuple[str, State]) -> No
     assert "DELETE" not in methods
     assert "PUT" not in methods
     assert httpx.get(url, timeout=5).status_code == 200  # the target is still up
+
+
+class Tarpit:
+    """A raw HTTP server on loopback that answers one byte at a time, forever: the
+    head (``stage="head"``) or the body (``stage="body"``) never ends."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self.server: asyncio.Server | None = None
+
+    async def _serve(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n"
+        if self.stage == "body":
+            writer.write(head + b"\r\n")
+        try:
+            for i in range(10_000):
+                writer.write(b"x" if self.stage == "body" else b"X-Slow-%d: 1\r\n" % i)
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+@pytest.mark.parametrize("stage", ["head", "body"])
+async def test_a_target_that_answers_forever_is_a_timeout(stage: str) -> None:
+    """``--timeout`` bounds a whole request: a target that keeps sending a byte now and
+    then (each read well within the timeout) cannot hold the scanner."""
+    async with Tarpit(stage) as url, Target(url, rps=0, timeout=1.0) as target:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(httpx.TimeoutException):
+            await target.request("GET", "/")
+        assert asyncio.get_running_loop().time() - started < 3
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(httpx.TimeoutException):
+            await target.request("GET", "/", timeout=0.5)  # a probe's own bound
+        assert asyncio.get_running_loop().time() - started < 2

@@ -209,7 +209,8 @@ class Target:
             OriginRefused: the URL is not the target's origin.
             BudgetExhausted: the request budget is spent.
             DryRun: in a dry run, after recording the request.
-            httpx.HTTPError: the request failed (timeout, refused connection...).
+            httpx.HTTPError: the request failed (refused connection...) or its whole
+                exchange took longer than the timeout (``httpx.TimeoutException``).
         """
         url = self.url(path)
         self._admit(url, sibling=sibling)
@@ -224,25 +225,29 @@ class Target:
             req_headers.setdefault("Content-Type", "application/json")
         else:
             body = content.encode() if isinstance(content, str) else content
+        limit = timeout if timeout is not None else self.timeout
         async with self._gate:
             request = self._client.build_request(
-                method,
-                url,
-                headers=req_headers,
-                params=params,
-                content=body,
-                timeout=timeout if timeout is not None else self.timeout,
+                method, url, headers=req_headers, params=params, content=body, timeout=limit
             )
             started = time.monotonic()
-            response = await self._client.send(request, stream=True)
+            data = bytearray()
             try:
-                data = bytearray()
-                async for chunk in response.aiter_bytes():
-                    data.extend(chunk)
-                    if len(data) >= MAX_BODY:
-                        break
-            finally:
-                await response.aclose()
+                # httpx's timeout bounds each read; this bounds the whole exchange, so a
+                # target that sends a byte now and then cannot hold the scan.
+                async with asyncio.timeout(limit):
+                    response = await self._client.send(request, stream=True)
+                    try:
+                        async for chunk in response.aiter_bytes():
+                            data.extend(chunk)
+                            if len(data) >= MAX_BODY:
+                                break
+                    finally:
+                        await response.aclose()
+            except TimeoutError:
+                raise httpx.ReadTimeout(
+                    f"no whole answer within {limit} s", request=request
+                ) from None
             elapsed = time.monotonic() - started
         return Exchange(
             method=method,
