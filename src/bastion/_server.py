@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import ssl
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ def head_limit(spec: dict[str, Any]) -> int:
 
 
 def run_granian(spec: dict[str, Any]) -> None:
-    from granian.constants import Interfaces, Loops, SSLProtocols
+    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
     from granian.http import HTTP1Settings, HTTP2Settings
     from granian.log import LogLevels
     from granian.server import Server
@@ -49,10 +50,17 @@ def run_granian(spec: dict[str, Any]) -> None:
         ssl_key=Path(spec["key"]) if spec.get("key") else None,
         ssl_protocol_min=SSLProtocols.tls13 if spec.get("min_tls") == "1.3" else SSLProtocols.tls12,
         websockets=False,
+        # HTTP/1.1 only unless the config asks for HTTP/2: granian's auto mode reads a
+        # connection's first bytes with no deadline (a silent connection is held for
+        # good); HTTP/1 alone starts the head deadline when the connection opens.
+        http=HTTPModes.auto if spec.get("http2") else HTTPModes.http1,
         # granian's defaults buffer up to ~410 KiB of an HTTP/1 head and decode up to
         # 16 MiB of HTTP/2 header list per stream: a few KiB of HPACK references to one
         # indexed field then cost the worker megabytes each (an "HPACK bomb").
-        http1_settings=HTTP1Settings(max_buffer_size=max(limit, 8192)),  # hyper: >= 8 KiB
+        http1_settings=HTTP1Settings(
+            max_buffer_size=max(limit, 8192),  # hyper: >= 8 KiB
+            header_read_timeout=int(float(spec["head_timeout"]) * 1000),
+        ),
         http2_settings=HTTP2Settings(max_headers_size=limit),
     ).serve()
 
@@ -60,11 +68,15 @@ def run_granian(spec: dict[str, Any]) -> None:
 def run_uvicorn(spec: dict[str, Any]) -> None:
     import uvicorn
 
+    from bastion import _uvicorn
+
+    os.environ[_uvicorn.ENV] = str(spec["head_timeout"])  # read in every worker
     uvicorn.run(
         APP_FACTORY,
         factory=True,
-        # h11 bounds a request's head (httptools, picked when installed, does not).
-        http="h11",
+        # h11 bounds a request's head's size (httptools, picked when installed, does
+        # not), and bastion's subclass its time (uvicorn does not).
+        http=f"{_uvicorn.__name__}:{_uvicorn.HeadDeadlineProtocol.__name__}",
         h11_max_incomplete_event_size=head_limit(spec),
         # bastion reads X-Forwarded-* itself, from the peers its config trusts only;
         # uvicorn's own handling trusts loopback and would rewrite the peer first.

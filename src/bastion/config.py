@@ -56,6 +56,10 @@ class Listener(_Frozen):
     port: int = Field(8080, ge=1, le=65535)
     tls: TLSConfig | None = None
     workers: int = Field(1, ge=1, le=64)
+    # HTTP/2 (h2c by prior knowledge, h2 by ALPN): off by default, because granian then
+    # reads a connection's first bytes to choose the protocol with no deadline, and a
+    # connection that sends nothing is held until the client closes it (granian only).
+    http2: bool = False
 
 
 class StorageConfig(_Frozen):
@@ -216,6 +220,9 @@ class InputLimits(_Frozen):
     max_header_bytes: int = Field(16 * 1024, ge=1024)
     max_authorization_bytes: int = Field(8 * 1024, ge=256)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=0)
+    # A request head (HTTP/1) must be whole this long after the connection opened or
+    # the head's first byte; else the server closes the connection (slowloris).
+    head_timeout_seconds: float = Field(30.0, ge=1, le=60)  # granian: at most 60 s
 
 
 class AuditConfig(_Frozen):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import h2.settings
 
 from bastion._server import HEAD_SLACK
 from tests._deploy import make_deployment
-from tests._procs import bastion_serve
+from tests._procs import BASTION, bastion_serve
 from tests._services import free_port
 
 BASE = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1")]
@@ -63,12 +64,12 @@ class H2C:
         self.sock.close()
 
 
-def _deployment(tmp_path: Path, port: int) -> Path:
+def _deployment(tmp_path: Path, port: int, *, http2: bool = True) -> Path:
     d = asyncio.run(
         make_deployment(
             tmp_path / "d",
             "http://127.0.0.1:9",
-            listen={"host": "127.0.0.1", "port": port},
+            listen={"host": "127.0.0.1", "port": port, "http2": http2},
             limits={"max_header_bytes": 16384},
         )
     )
@@ -107,3 +108,23 @@ def test_http2_header_lists_are_bounded_by_bastions_header_limit(tmp_path: Path)
             assert again.request("/healthz", []) == "200"
         finally:
             again.close()
+
+
+def test_http2_is_off_unless_the_config_turns_it_on(tmp_path: Path) -> None:
+    # HTTP/1.1 only by default (listen.http2: false): granian's protocol detection would
+    # hold a connection that sends nothing for good (tests/interop/test_serve_servers.py).
+    port = free_port()
+    with bastion_serve(_deployment(tmp_path, port, http2=False), port):
+        client = H2C(port)
+        try:
+            assert client.request("/healthz", []) in ("closed", "terminated")
+        finally:
+            client.close()
+
+
+def test_uvicorn_refuses_http2(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = [*BASTION, "serve", "--config", str(_deployment(tmp_path, port)), "--server", "uvicorn"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "listen.http2 needs granian" in " ".join(done.stderr.split())

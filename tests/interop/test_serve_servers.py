@@ -1,10 +1,14 @@
 """``bastion serve --server granian|uvicorn``: each real server serving bastion, and
 bastion alone deciding which peers may speak for a client (uvicorn's own X-Forwarded-For
-handling trusts loopback by default and would rewrite the peer before bastion saw it)."""
+handling trusts loopback by default and would rewrite the peer before bastion saw it);
+and each server closing a connection whose request head does not arrive in time
+(``limits.head_timeout_seconds``: uvicorn has no such bound of its own)."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -20,7 +24,7 @@ SERVERS = pytest.mark.parametrize("server", ["granian", "uvicorn"])
 
 
 def _serve(
-    tmp_path: Path, port: int, trusted: list[str], server: str
+    tmp_path: Path, port: int, trusted: list[str], server: str, **overrides: object
 ) -> tuple[Deployment, AbstractContextManager[str]]:
     d = asyncio.run(
         make_deployment(
@@ -28,6 +32,7 @@ def _serve(
             "http://127.0.0.1:9",
             listen={"host": "127.0.0.1", "port": port},
             forwarded={"trusted_proxies": trusted},
+            **overrides,
         )
     )
     return d, bastion_serve(d.config_file, port, "--server", server)
@@ -60,3 +65,61 @@ def test_a_loopback_client_cannot_pose_as_a_trusted_proxy_through_x_forwarded_fo
         answer = httpx.get(f"{base}/_bastion/auth", headers=spoofed)
         assert answer.status_code == 403
         assert answer.headers["x-bastion-error"] == "forbidden"
+
+
+HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: %s\r\n\r\n" % (b"p" * 40)
+
+
+def _held_for(port: int, pieces: list[bytes], gap: float) -> tuple[float, bytes]:
+    """Send ``pieces`` ``gap`` seconds apart, then read until the server closes: (how
+    long the connection lived, what the server sent). Stops sending once closed."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    started, answer = time.monotonic(), b""
+    try:
+        sock.settimeout(gap)
+        for piece in pieces:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                data = None
+            if data == b"":
+                return time.monotonic() - started, answer
+            answer += data or b""
+            sock.sendall(piece)
+        sock.settimeout(20)
+        while data := sock.recv(65536):
+            answer += data
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        sock.close()
+    return time.monotonic() - started, answer
+
+
+@SERVERS
+def test_a_request_head_that_does_not_arrive_in_time_is_cut(tmp_path: Path, server: str) -> None:
+    port = free_port()
+    _d, serving = _serve(
+        tmp_path, port, ["127.0.0.1/32"], server, limits={"head_timeout_seconds": 2}
+    )
+    with serving:
+        # A connection that never sends a byte.
+        lived, answer = _held_for(port, [], 0.1)
+        assert 1.5 < lived < 8
+        assert b"200 OK" not in answer
+        # A head sent a few bytes at a time, each piece well within any read timeout.
+        trickle = [HEAD[i : i + 3] for i in range(0, len(HEAD), 3)]
+        lived, answer = _held_for(port, trickle, 0.25)
+        assert 1.5 < lived < 8
+        assert b"200 OK" not in answer
+        # An idle keep-alive connection, and the same trickle after a first request.
+        lived, answer = _held_for(port, [HEAD], 0.25)
+        assert answer.count(b"200 OK") == 1
+        assert lived < 10
+        lived, answer = _held_for(port, [HEAD, *trickle], 0.25)
+        assert answer.count(b"200 OK") == 1
+        assert lived < 10
+        # A head in a few pieces that arrives in time is served.
+        closing = HEAD.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+        lived, answer = _held_for(port, [closing[:20], closing[20:50], closing[50:]], 0.3)
+        assert answer.count(b"200 OK") == 1

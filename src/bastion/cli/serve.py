@@ -55,6 +55,8 @@ def server_spec(config: Config) -> dict[str, Any]:
         "key": str(config.resolve(tls.key_file)) if tls else None,
         "min_tls": tls.min_version if tls else "1.2",
         "max_header_bytes": config.limits.max_header_bytes,
+        "head_timeout": config.limits.head_timeout_seconds,
+        "http2": listen.http2,
     }
 
 
@@ -76,6 +78,8 @@ def run_server(
             "listen.tls.min_version 1.3 cannot be held by uvicorn (it would accept TLS 1.2): "
             "serve with granian (the default) or terminate TLS in front of bastion"
         )
+    if server is Server.UVICORN and spec["http2"]:
+        fail("listen.http2 needs granian (the default): uvicorn serves HTTP/1.1 only here")
     # granian serves RSGI when no route is proxied (docs/deployment.md), else ASGI.
     kind = f"granian {spec['interface'].upper()}" if server is Server.GRANIAN else server.value
     out.print(
