@@ -223,6 +223,9 @@ class InputLimits(_Frozen):
     # A request head (HTTP/1) must be whole this long after the connection opened or
     # the head's first byte; else the server closes the connection (slowloris).
     head_timeout_seconds: float = Field(30.0, ge=1, le=60)  # granian: at most 60 s
+    # The longest wait for the next piece of a proxied request's body (nginx's
+    # client_body_timeout): a body sent a byte now and then cannot hold the upstream.
+    body_idle_seconds: float = Field(60.0, gt=0, le=3600)
 
 
 class AuditConfig(_Frozen):

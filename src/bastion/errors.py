@@ -58,6 +58,12 @@ class PayloadTooLarge(BadRequest):
     title = "Payload too large"
 
 
+class RequestTimeout(BadRequest):
+    status = 408
+    code = "request_timeout"
+    title = "Request timeout"
+
+
 class AuthenticationError(BastionError):
     status = 401
     code = "unauthenticated"

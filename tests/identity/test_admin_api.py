@@ -3,11 +3,15 @@ disable (sessions end), reset-mfa."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
 from bastion.gateway.app import GatewayApp
+from bastion.oauth import _http
 from tests._deploy import Deployment
 from tests.identity._flows import enrol_totp, password_login
 from tests.oauth._helpers import browser
@@ -78,4 +82,34 @@ async def test_admin_bodies_are_read_only_up_to_their_limit(
         assert answer.status_code == 400
         assert answer.json()["error_description"] == "the body is too large"
         assert sent <= 128 * 1024  # the limits are 16 and 64 KiB; 4 MiB were on offer
+    await admin.aclose()
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_refused(
+    app: GatewayApp, issuer: str, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A body that starts and then stalls (a byte at a time, or nothing more) is refused
+    # once the deadline passes, for the JSON admin APIs and the token endpoint's form.
+    monkeypatch.setattr(_http, "BODY_SECONDS", 0.5)
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield b"{"
+        await asyncio.sleep(60)
+        yield b"}"
+
+    admin = api(app, issuer, deployment.admin_key)
+    started = time.monotonic()
+    answer = await admin.post(
+        "/oauth2/admin/users", content=stalled(), headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error_description"] == "the body did not arrive in time"
+    token = await admin.post(
+        "/oauth2/token",
+        content=stalled(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert token.status_code == 400
+    assert token.json()["error_description"] == "the body did not arrive in time"
+    assert time.monotonic() - started < 10
     await admin.aclose()

@@ -25,8 +25,8 @@ REPLY = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
 
 
 @contextmanager
-def recording_upstream(port: int, reply: bytes = REPLY) -> Iterator[list[bytes]]:
-    """Each connection's bytes (read until the peer stops for 0.5 s), answered ``reply``."""
+def recording_upstream(port: int, reply: bytes = REPLY, idle: float = 0.5) -> Iterator[list[bytes]]:
+    """Each connection's bytes (read until the peer stops for ``idle`` s), answered ``reply``."""
     received: list[bytes] = []
     listener = socket.create_server(("127.0.0.1", port))
     listener.settimeout(0.2)
@@ -39,7 +39,7 @@ def recording_upstream(port: int, reply: bytes = REPLY) -> Iterator[list[bytes]]
             except TimeoutError:
                 continue
             data = b""
-            conn.settimeout(0.5)
+            conn.settimeout(idle)
             try:
                 while chunk := conn.recv(65536):
                     data += chunk
@@ -78,10 +78,11 @@ def send(port: int, head: bytes, body: bytes) -> bytes:
         return answer
 
 
-def proxying(tmp_path: Path, port: int, up: int) -> Deployment:
+def proxying(tmp_path: Path, port: int, up: int, **overrides: object) -> Deployment:
     """A deployment on ``port`` whose routes proxy to 127.0.0.1:``up``."""
     listen = {"host": "127.0.0.1", "port": port}
-    return asyncio.run(make_deployment(tmp_path / "d", f"http://127.0.0.1:{up}", listen=listen))
+    upstream = f"http://127.0.0.1:{up}"
+    return asyncio.run(make_deployment(tmp_path / "d", upstream, listen=listen, **overrides))
 
 
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])
@@ -142,3 +143,33 @@ def test_an_upstream_status_outside_final_http_is_a_502(
     assert len(received) == 1  # the request did reach the upstream
     assert answer.startswith(b"HTTP/1.1 502")
     assert b'"code":"bad_gateway"' in answer  # bastion's problem+json, not a relayed reply
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_a_stalled_or_oversized_request_body_is_the_clients_error(
+    tmp_path: Path, server: str
+) -> None:
+    # A body that stops coming (3 of 10 bytes sent) held the upstream connection for as
+    # long as the client liked; limits.body_idle_seconds bounds each wait (nginx's
+    # client_body_timeout).
+    port, up = free_port(), free_port()
+    d = proxying(tmp_path, port, up, limits={"body_idle_seconds": 1, "max_body_bytes": 1024})
+    head = b"POST /api/orders HTTP/1.1\r\nHost: a\r\nX-API-Key: " + d.api_key.encode()
+    head += b"\r\nContent-Length: 10\r\n"
+    with (
+        recording_upstream(up, idle=8) as received,
+        bastion_serve(d.config_file, port, "--server", server),
+    ):
+        started = time.monotonic()
+        answer = send(port, head, b"hel")
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"request_timeout" in answer
+        assert time.monotonic() - started < 6
+        answer = send(port, head, b"say, hello")  # a body that arrives is forwarded
+        assert answer.startswith(b"HTTP/1.1 200")
+        # A chunked body that passes max_body_bytes on the way is a 413, not a 502.
+        chunked = head.replace(b"Content-Length: 10", b"Transfer-Encoding: chunked")
+        piece = b"300\r\n" + b"a" * 0x300 + b"\r\n"
+        answer = send(port, chunked, piece * 2 + b"0\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert any(raw.endswith(b"say, hello") for raw in received)

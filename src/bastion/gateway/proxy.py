@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from bastion.errors import BastionError, PayloadTooLarge
+from bastion.errors import BastionError, PayloadTooLarge, RequestTimeout
 from bastion.gateway._asgi import (
     SECURITY_HEADERS,
     Message,
@@ -116,6 +116,7 @@ class Proxy:
         self._on_upstream_error = on_upstream_error
         self.trust = trust
         self.max_body = gateway.config.limits.max_body_bytes
+        self.body_idle = gateway.config.limits.body_idle_seconds
         self.hardening = Hardening(gateway.config.response_headers)
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
@@ -258,12 +259,16 @@ class Proxy:
                 async for chunk in upstream.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except PayloadTooLarge:
+        except (PayloadTooLarge, RequestTimeout):
             raise
         except TimeoutError:
             self._upstream_failed(route.name)
             raise GatewayTimeout("upstream_timeout") from None
         except (aiohttp.ClientError, OSError) as exc:
+            if isinstance(exc.__cause__, PayloadTooLarge | RequestTimeout):
+                # aiohttp wraps what the request body raised: the client failed, not
+                # the upstream.
+                raise exc.__cause__ from None
             self._upstream_failed(route.name)
             log.warning("upstream %s failed: %s", route.name, exc.__class__.__name__)
             raise BadGateway("upstream_unreachable") from None
@@ -275,7 +280,11 @@ class Proxy:
     async def _body(self, receive: Receive) -> AsyncIterator[bytes]:
         received = 0
         while True:
-            message = await receive()
+            try:
+                async with asyncio.timeout(self.body_idle):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout("body_timeout") from None
             if message["type"] == "http.disconnect":
                 raise asyncio.CancelledError
             chunk = message.get("body", b"")

@@ -20,7 +20,7 @@ from bastion.identity._store import IdentityStore
 from bastion.identity._web import LoginFlow, client_ip
 from bastion.identity.passkeys import CHALLENGE_SECONDS, PasskeyError, RelyingParty
 from bastion.identity.passkeys import new_user_handle as _new_handle
-from bastion.oauth._http import guarded, json_response, read_body
+from bastion.oauth._http import BadInput, guarded, json_response, read_body
 from bastion.oauth._session import BrowserSession
 from bastion.oauth.login import Throttle
 from bastion.store.users import UserStore
@@ -65,8 +65,9 @@ class PasskeyPages:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json" or request.headers.get("origin") != self.rp.origin:
             return None, {}
-        body = await read_body(request, MAX_BODY)
-        if body is None:
+        try:
+            body = await read_body(request, MAX_BODY)
+        except BadInput:
             return None, {}
         session = await self.pages.session(request)
         if session is None or not session.check_csrf(request.headers.get("x-csrf-token")):

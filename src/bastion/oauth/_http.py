@@ -5,6 +5,7 @@ and :class:`~bastion.oauth.server.OAuthServer`, the protocol endpoints, discover
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -30,6 +31,7 @@ from bastion.store._db import RecordNotFound
 
 log = logging.getLogger("bastion.oauth.http")
 MAX_FORM_BYTES = 64 * 1024
+BODY_SECONDS = 30.0  # a body not whole this long after the app asked for it is refused
 FORM = "application/x-www-form-urlencoded"
 NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
@@ -99,18 +101,27 @@ def _parse(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The request's body, read as it arrives; None as soon as it passes ``limit`` bytes
-    (a declared Content-Length past it is refused before reading)."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, read as it arrives, at most ``limit`` bytes and within
+    :data:`BODY_SECONDS` (a body sent a byte at a time cannot hold the request).
+
+    Raises:
+        BadInput: a declared Content-Length past ``limit`` (refused before reading), a
+            body that passes it, or one that has not arrived in time.
+    """
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
-        return None
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return body
+        raise BadInput("the body is too large")
+    body = bytearray()
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise BadInput("the body is too large")
+    except TimeoutError:
+        raise BadInput("the body did not arrive in time") from None
+    return bytes(body)
 
 
 async def json_object(request: Request, limit: int) -> dict[str, Any]:
@@ -122,8 +133,6 @@ async def json_object(request: Request, limit: int) -> dict[str, Any]:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise BadInput("the body must be application/json")
     body = await read_body(request, limit)
-    if body is None:
-        raise BadInput("the body is too large")
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -149,8 +158,6 @@ async def http_input(request: Request, issuer: str) -> HttpInput:
         if ctype != FORM:
             raise BadInput("the body must be application/x-www-form-urlencoded")
         body = await read_body(request, MAX_FORM_BYTES)
-        if body is None:
-            raise BadInput("the body is too large")
         try:
             form = _parse(body.decode("utf-8"))
         except UnicodeDecodeError:
