@@ -64,3 +64,19 @@ def test_a_worker_without_the_authorization_server_loads_none_of_it(
     loaded = loaded_by_worker(deployment.config_file)
     assert {"bastion", "sqlalchemy", "joserfc"} <= loaded  # started, verifies JWTs
     assert not loaded & {"authlib", "starlette", "jinja2", "webauthn", "segno", "pyotp"}
+
+
+def test_the_servers_parent_process_loads_neither_config_nor_gateway() -> None:
+    # `bastion serve` becomes `python -m bastion._server`, the parent of the workers: it
+    # only starts the server, so `import bastion` must not load the config's pydantic
+    # models or the gateway (~23 MB more in that process before, counted in the RSS row).
+    probe = (
+        "import json, sys, bastion._server, granian.server;"
+        "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules} | set(sys.modules))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(json.loads(done.stdout))
+    assert loaded.isdisjoint({"pydantic", "yaml", "bastion.config", "bastion.gateway"})
+    assert "bastion._server" in loaded
