@@ -222,3 +222,50 @@ async def test_a_target_that_answers_forever_is_a_timeout(stage: str) -> None:
         with pytest.raises(httpx.TimeoutException):
             await target.request("GET", "/", timeout=0.5)  # a probe's own bound
         assert asyncio.get_running_loop().time() - started < 2
+
+
+def spec_server(description_bytes: int) -> ServerThread:
+    """A target whose /openapi.json has one operation and a description this long."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    doc = {
+        "openapi": "3.0.3",
+        "info": {"title": "big", "version": "1", "description": "d" * description_bytes},
+        "paths": {"/widgets": {"get": {"responses": {"200": {"description": "ok"}}}}},
+    }
+    body = json.dumps(doc).encode()
+
+    async def openapi(_request: object) -> Response:
+        return Response(body, media_type="application/json")
+
+    return ServerThread(Starlette(routes=[Route("/openapi.json", openapi)])).start()
+
+
+async def test_a_large_openapi_document_is_read_whole_or_named_too_large(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Large APIs publish multi-megabyte documents: one past the 512 KiB evidence cap was
+    # cut, failed to parse and read as "no OpenAPI document found".
+    from bastion.scan import SpecError, _runner
+    from bastion.scan._model import ScanResult
+
+    server = spec_server(1024 * 1024)
+    try:
+        async with Target(server.url, rps=0) as target:
+            result = ScanResult(server.url, [], [])
+            spec = await _runner._load_spec(target, ScanConfig(base_url=server.url), result)
+            assert [op.path for op in spec.operations] == ["/widgets"]
+            assert "discovery" not in result.skipped
+            # Past the spec cap (lowered here), the scan says so and how to go on.
+            monkeypatch.setattr(_runner, "MAX_SPEC_BODY", 512 * 1024)
+            result = ScanResult(server.url, [], [])
+            spec = await _runner._load_spec(target, ScanConfig(base_url=server.url), result)
+            assert spec.operations == []
+            assert "larger than 0.5 MiB: pass it with --openapi FILE" in result.errors["discovery"]
+            named = ScanConfig(base_url=server.url, openapi_path="/openapi.json")
+            with pytest.raises(SpecError, match="--openapi FILE"):
+                await _runner._load_spec(target, named, ScanResult(server.url, [], []))
+    finally:
+        server.stop()

@@ -15,7 +15,7 @@ from bastion.scan._identity import Identity, LoginRecipe
 from bastion.scan._model import ScanResult
 from bastion.scan._openapi import SPEC_PATHS, ApiSpec, load_spec, parse_endpoint_list, parse_text
 from bastion.scan._redact import Redactor
-from bastion.scan._target import PLAN_LABEL, Exchange, Target
+from bastion.scan._target import MAX_SPEC_BODY, PLAN_LABEL, Exchange, Target
 from bastion.scan.checks import ALL_CHECKS, Check
 
 Progress = Callable[[str, int, int, int], None]  # (check id, done, total, requests sent)
@@ -103,7 +103,9 @@ async def _load_spec(target: Target, config: ScanConfig, result: ScanResult) -> 
     for path in dict.fromkeys(candidates):
         try:
             ex = await target.request(
-                "GET", target.root_url(path) if path.startswith("/") else path
+                "GET",
+                target.root_url(path) if path.startswith("/") else path,
+                max_body=MAX_SPEC_BODY,
             )
         except DryRun:
             continue
@@ -112,12 +114,23 @@ async def _load_spec(target: Target, config: ScanConfig, result: ScanResult) -> 
             break
         except Exception:  # noqa: BLE001, S112 - a dead candidate is not an error
             continue
+        if ex.ok and ex.truncated:
+            # Cut short, it would fail to parse and read as "no document found".
+            too_large = (
+                f"the OpenAPI document at {path} is larger than "
+                f"{MAX_SPEC_BODY / 2**20:g} MiB: pass it with --openapi FILE"
+            )
+            if config.openapi_path:
+                raise SpecError(too_large)
+            result.errors["discovery"] = too_large
+            continue
         if ex.ok:
             try:
                 spec = load_spec(parse_text(ex.text, path), ex.url)
             except SpecError:
                 continue
             result.skipped.pop("discovery", None)
+            result.errors.pop("discovery", None)
             return spec
     if config.openapi_path:
         raise SpecError(f"could not read an OpenAPI document at {config.openapi_path}")

@@ -23,6 +23,7 @@ import httpx
 from bastion.scan._errors import BudgetExhausted, DryRun, OriginRefused
 
 MAX_BODY = 512 * 1024  # a response body larger than this is cut: evidence needs excerpts
+MAX_SPEC_BODY = 32 * 1024 * 1024  # an OpenAPI document (large APIs publish 10 MB ones)
 USER_AGENT = "bastion-scan/0.1 (+authorized security testing)"
 # Who is sending (a check id): dry-run plans are listed per check.
 PLAN_LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("plan_label", default="setup")
@@ -56,6 +57,7 @@ class Exchange:
     headers: httpx.Headers
     body: bytes
     elapsed: float
+    truncated: bool = False  # the body went on past the request's ``max_body``
 
     @property
     def text(self) -> str:
@@ -202,6 +204,7 @@ class Target:
         content: str | bytes | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - per-probe bound, passed to httpx
         sibling: bool = False,
+        max_body: int = MAX_BODY,
     ) -> Exchange:
         """Send one request to the target (or a permitted sibling) and read the reply.
 
@@ -240,7 +243,7 @@ class Target:
                     try:
                         async for chunk in response.aiter_bytes():
                             data.extend(chunk)
-                            if len(data) >= MAX_BODY:
+                            if len(data) > max_body:
                                 break
                     finally:
                         await response.aclose()
@@ -256,8 +259,9 @@ class Target:
             request_body=(body or b"").decode("utf-8", "replace"),
             status=response.status_code,
             headers=response.headers,
-            body=bytes(data[:MAX_BODY]),
+            body=bytes(data[:max_body]),
             elapsed=elapsed,
+            truncated=len(data) > max_body,
         )
 
     async def tls_handshake(
