@@ -270,3 +270,47 @@ async def test_enumeration_by_shape_masks_names_and_numbers() -> None:
     verdict = await _enumeration.compare(differs, [], refuse_ok=True)
     assert verdict is not None
     assert verdict.how == "status"
+
+
+def _schemas_in(node: Any) -> int:
+    """Resolved schemas in a tree (the ``{}`` left where the budget ran out not counted)."""
+    if not isinstance(node, dict) or not node:
+        return 0
+    props = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+    return 1 + sum(_schemas_in(v) for v in props.values()) + _schemas_in(node.get("items"))
+
+
+@pytest.mark.timeout(30)
+def test_shared_schemas_referenced_on_every_level_do_not_expand_exponentially() -> None:
+    # Nine components of 40 properties, each property a reference to the next level: 4 KB
+    # of JSON that resolves to 40**8 schemas. Real APIs nest shared components like this
+    # (an order's customer's address...), only less regularly.
+    from bastion.scan._openapi import MAX_SCHEMA_NODES
+
+    schemas = {
+        f"S{level}": {
+            "type": "object",
+            "properties": {
+                f"p{i}": {"$ref": f"#/components/schemas/S{level + 1}"} for i in range(40)
+            },
+        }
+        for level in range(9)
+    }
+    schemas["S9"] = {"type": "string"}
+    ref = {"$ref": "#/components/schemas/S0"}
+    doc = {
+        "openapi": "3.0.3",
+        "components": {"schemas": schemas},
+        "paths": {
+            "/orders": {
+                "post": {
+                    "requestBody": {"content": {"application/json": {"schema": ref}}},
+                    "responses": {"200": {"content": {"application/json": {"schema": ref}}}},
+                }
+            }
+        },
+    }
+    (op,) = load_spec(doc).operations
+    assert 40 < _schemas_in(op.body_schema) <= MAX_SCHEMA_NODES
+    assert 40 < _schemas_in(op.response_schema) <= MAX_SCHEMA_NODES
+    assert set(op.body_schema["properties"]) == {f"p{i}" for i in range(40)}  # type: ignore[index]

@@ -282,6 +282,9 @@ def _response_schema(
     return None
 
 
+MAX_SCHEMA_NODES = 2000  # schemas in one resolved body or response schema
+
+
 class _Resolver:
     """Follows local ``#/...`` references, with a depth guard against cycles."""
 
@@ -303,19 +306,27 @@ class _Resolver:
             node = node.get(part) if isinstance(node, dict) else None
         return node if node is not None else {}
 
-    def resolve_schema(self, schema: Any, depth: int = 0) -> dict[str, Any] | None:
+    def resolve_schema(self, schema: Any) -> dict[str, Any] | None:
+        """``schema`` with its references followed, as a tree of at most
+        :data:`MAX_SCHEMA_NODES` schemas, 8 levels deep: shared components referenced
+        from many properties on many levels (real APIs do so; a hostile document can
+        on purpose) would otherwise expand exponentially."""
+        return self._resolve(schema, 0, [MAX_SCHEMA_NODES])
+
+    def _resolve(self, schema: Any, depth: int, budget: list[int]) -> dict[str, Any] | None:
         schema = self.deref(schema)
-        if not isinstance(schema, dict) or depth > 8:
+        if not isinstance(schema, dict) or depth > 8 or budget[0] <= 0:
             return None
+        budget[0] -= 1
         out = dict(schema)
         if isinstance(out.get("properties"), dict):
             out["properties"] = {
-                k: self.resolve_schema(v, depth + 1) or {} for k, v in out["properties"].items()
+                k: self._resolve(v, depth + 1, budget) or {} for k, v in out["properties"].items()
             }
         if isinstance(out.get("items"), dict):
-            out["items"] = self.resolve_schema(out["items"], depth + 1) or {}
+            out["items"] = self._resolve(out["items"], depth + 1, budget) or {}
         if isinstance(out.get("allOf"), list):
-            out["allOf"] = [self.resolve_schema(s, depth + 1) or {} for s in out["allOf"]]
+            out["allOf"] = [self._resolve(s, depth + 1, budget) or {} for s in out["allOf"]]
         return out
 
 
