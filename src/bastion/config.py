@@ -64,6 +64,8 @@ class Listener(_Frozen):
 
 class StorageConfig(_Frozen):
     url: str = "sqlite:///bastion.db"
+    # PostgreSQL: the longest a statement may take before the request fails (503).
+    query_timeout_seconds: float = Field(10.0, gt=0, le=600)
 
     @field_validator("url")
     @classmethod

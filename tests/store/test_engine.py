@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bastion.errors import ConfigError
@@ -34,3 +36,28 @@ async def test_postgres_pool_is_bounded() -> None:
     engine = async_engine("postgresql://u@127.0.0.1/db")
     assert engine.pool.size() == 10  # type: ignore[attr-defined]
     await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_statement_that_waits_too_long_is_unavailable(pg_database: str) -> None:
+    # Another session holds the api_keys table (a migration, VACUUM FULL...) or the
+    # database hangs: a lookup used to wait for as long as that lasted; now it fails
+    # (503 for the request) after the storage's query timeout.
+    from sqlalchemy import text
+
+    from bastion.errors import Unavailable
+    from bastion.store import ApiKeyStore
+
+    holder = async_engine(pg_database)
+    engine = async_engine(pg_database, query_timeout=0.5)
+    try:
+        async with holder.connect() as locked:
+            await locked.execute(text("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE"))
+            with pytest.raises(Unavailable, match="database error"):
+                await asyncio.wait_for(ApiKeyStore(engine).get_by_key_id("aaaaaaaaaaaa"), 20)
+            await locked.rollback()
+        # The lock gone, the same engine answers again.
+        assert await ApiKeyStore(engine).get_by_key_id("aaaaaaaaaaaa") is None
+    finally:
+        await engine.dispose()
+        await holder.dispose()

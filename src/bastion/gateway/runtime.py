@@ -108,7 +108,9 @@ class Runtime:
     async def start(cls, config: Config, *, clock: Clock = system_clock) -> Runtime:
         """Open storage, load keys and build the gateway. Raises ConfigError clearly."""
         keyring = load_keyring(config.resolve(config.secrets.master_key_file))
-        engine = async_engine(config.database_url)
+        engine = async_engine(
+            config.database_url, query_timeout=config.storage.query_timeout_seconds
+        )
         try:
             await ensure_schema(engine, config.database_url)
             return await cls._build(config, keyring, engine, clock)

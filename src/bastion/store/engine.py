@@ -1,7 +1,9 @@
 """Async SQLAlchemy engines from bastion's storage URLs.
 
 ``sqlite:///path`` runs on aiosqlite with WAL (readers never wait for the writer) and a
-busy timeout (a second writer waits instead of failing); ``postgresql://`` runs on asyncpg.
+busy timeout (a second writer waits instead of failing); ``postgresql://`` runs on asyncpg
+with a bound on every statement and connection attempt, so a database that hangs, or a
+table locked by someone else, makes a request fail (503) instead of wait for good.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from sqlalchemy.pool import StaticPool
 from bastion.errors import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+QUERY_TIMEOUT_SECONDS = 10.0  # the default of storage.query_timeout_seconds
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 def async_url(url: str) -> str:
@@ -47,11 +51,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def async_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def async_engine(
+    url: str, *, query_timeout: float | None = QUERY_TIMEOUT_SECONDS, **kwargs: Any
+) -> AsyncEngine:
     """An :class:`AsyncEngine` for ``sqlite://`` or ``postgresql://`` URLs.
 
     Args:
         url: the storage URL (``Config.database_url``).
+        query_timeout: PostgreSQL: seconds a statement may take (None: no bound, for
+            migrations); SQLite's writers wait ``SQLITE_BUSY_TIMEOUT_MS`` instead.
         kwargs: passed on to :func:`create_async_engine` (overrides the defaults here).
     """
     driver_url = make_url(async_url(url))
@@ -67,6 +75,8 @@ def async_engine(url: str, **kwargs: Any) -> AsyncEngine:
             "pool_timeout": 10,
             "pool_pre_ping": True,  # a restarted server costs one failed ping, not a 500
             "pool_recycle": 1800,
+            # asyncpg: a statement past command_timeout is cancelled (TimeoutError).
+            "connect_args": {"command_timeout": query_timeout, "timeout": CONNECT_TIMEOUT_SECONDS},
         }
     options.update(kwargs)
     engine = create_async_engine(driver_url, **options)

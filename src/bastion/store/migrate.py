@@ -79,7 +79,7 @@ async def migrate(url: str, revision: str = "head") -> None:
     Raises:
         Unavailable: the database cannot be reached or the migration failed.
     """
-    engine = async_engine(url)
+    engine = async_engine(url, query_timeout=None)  # a migration may take its time
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_upgrade, revision)
@@ -91,7 +91,7 @@ async def migrate(url: str, revision: str = "head") -> None:
 
 async def downgrade(url: str, revision: str) -> None:
     """Downgrade the database at ``url`` to ``revision`` (``"base"`` drops everything)."""
-    engine = async_engine(url)
+    engine = async_engine(url, query_timeout=None)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_downgrade, revision)

@@ -32,7 +32,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async(url: str) -> None:
-    engine = async_engine(url)
+    engine = async_engine(url, query_timeout=None)  # a migration may take its time
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
