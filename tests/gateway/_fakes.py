@@ -66,6 +66,7 @@ class FakeLimiter:
 @dataclass
 class FakeObserver:
     events: list[tuple[RequestView, Decision, str]] = field(default_factory=list)
+    blocked: bool = False
 
     def decided(
         self, request: RequestView, decision: Decision, front_door: str, seconds: float

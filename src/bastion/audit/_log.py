@@ -10,11 +10,18 @@ Decision lines (:meth:`AuditLog.emit_decision`) are kept as values and serialise
 batches of up to :data:`PENDING_MAX` (and before any other line, so the order holds):
 one tight loop over many lines costs the worker less than the same work spread over
 requests.
+
+A write that fails (a full disk, a closed pipe) loses nothing: the unwritten lines stay
+buffered and are tried again every :data:`FLUSH_SECONDS`, and the failure and the
+recovery are logged once each. Past :data:`BACKLOG_MAX_BYTES` held, :attr:`AuditLog.
+blocked` is true: the gateway then denies every request (503) rather than decide what it
+cannot record, and ``/readyz`` says ``audit: false``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -29,6 +36,8 @@ from bastion.model import Clock, system_clock
 
 FLUSH_BYTES = 64 * 1024
 FLUSH_SECONDS = 1.0
+BACKLOG_MAX_BYTES = 32 * 1024 * 1024  # lines held while writes fail; past it: blocked
+log = logging.getLogger("bastion.audit")
 # The fields of a decision line between the request id and the latency (emit_decision).
 DECISION_FIELDS = (
     "client_ip", "method", "host", "path", "route", "front_door", "principal",
@@ -99,6 +108,9 @@ class AuditLog:
         self._first_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self.failing = False  # the last write failed; lines are held for the next try
+        self.dropped = 0  # lines dropped while failing (see _append_held)
+        self.blocked = False  # held lines passed BACKLOG_MAX_BYTES
 
     def emit(self, event: Mapping[str, Any], *, plain_keys: bool = False) -> None:
         """Queue one event as a JSON line; never raises for odd values, never blocks.
@@ -145,7 +157,9 @@ class AuditLog:
         pending = self._pending
         now = self._clock()
         pending.append((now, request_id, values, latency_ms))
-        if len(pending) == 1:
+        if self.failing:
+            self._serialise_pending()  # held at once: the bound counts every line
+        elif len(pending) == 1:
             self._arm_timer()
         elif len(pending) >= PENDING_MAX or not 0 <= now - pending[0][0] < FLUSH_SECONDS:
             self._serialise_pending()  # full, or the oldest waited (no loop to time it)
@@ -188,6 +202,9 @@ class AuditLog:
         return True
 
     def _append(self, line: bytes) -> None:
+        if self.failing:
+            self._append_held(line)
+            return
         now = time.monotonic()
         if not self._buffer:
             self._first_at = now
@@ -195,6 +212,19 @@ class AuditLog:
         self._buffer += line
         if len(self._buffer) >= FLUSH_BYTES or now - self._first_at >= FLUSH_SECONDS:
             self.flush()
+
+    def _append_held(self, line: bytes) -> None:
+        """While writes fail: hold ``line`` for the retry timer, up to twice the bound.
+        Past the bound every request is denied, so what arrives beyond twice the bound is
+        denials of ``audit_unavailable``: those are dropped (counted), never a line held
+        before them."""
+        if len(self._buffer) + len(line) > 2 * BACKLOG_MAX_BYTES:
+            if not self.dropped:
+                log.error("audit log unwritable: dropping new lines past the held ones")
+            self.dropped += line.count(b"\n")
+            return
+        self._buffer += line
+        self.blocked = len(self._buffer) > BACKLOG_MAX_BYTES
 
     def timestamp(self) -> str:
         """Now, as the ``ts`` of an event (callers that build the event dict add it
@@ -228,22 +258,54 @@ class AuditLog:
         if not self._buffer:
             return
         data, self._buffer = bytes(self._buffer), bytearray()
-        if self._fd is None:
-            out = sys.stdout.buffer
-            out.write(data)
-            out.flush()
-            return
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            if self._fd is None:
+                out = sys.stdout.buffer
+                out.write(data)
+                out.flush()
+            else:
+                while view:
+                    view = view[os.write(self._fd, view) :]
+        except (OSError, ValueError) as exc:  # ValueError: stdout closed
+            self._hold(bytes(view), exc)
+            return
+        if self.failing:
+            log.warning(
+                "audit log writable again: %d held bytes written, %d later lines dropped",
+                len(data),
+                self.dropped,
+            )
+            self.failing = self.blocked = False
+            self.dropped = 0
+
+    def _hold(self, unwritten: bytes, exc: Exception) -> None:
+        """Keep what a failed write left (before anything buffered since) and try again
+        on the timer."""
+        self._buffer[:0] = unwritten
+        if not self.failing:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            log.error("audit log write failed (%s): holding lines, retrying", reason)
+        self.failing = True
+        self.blocked = len(self._buffer) > BACKLOG_MAX_BYTES
+        if not self._closed:
+            self._arm_timer()
 
     def close(self) -> None:
         """Flush and release the file; further ``emit`` calls raise."""
         if self._closed:
             return
-        self.flush()
         self._closed = True
+        self.flush()
+        if self.failing and self._buffer:
+            # Last resort at shutdown: standard error (the service manager's journal).
+            try:
+                view = memoryview(self._buffer)
+                while view:
+                    view = view[os.write(2, view) :]
+                log.error("audit log unwritable at close: held lines written to stderr")
+            except OSError:
+                log.error("audit log closed unwritable: %d bytes lost", len(self._buffer))
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

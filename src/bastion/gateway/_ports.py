@@ -40,6 +40,11 @@ class Limiter(Protocol):
 class Observer(Protocol):
     """Audit and metrics for each decision (see bastion.audit)."""
 
+    @property
+    def blocked(self) -> bool:
+        """True while decisions cannot be recorded: every request is then denied."""
+        ...
+
     def decided(
         self, request: RequestView, decision: Decision, front_door: str, seconds: float
     ) -> None: ...

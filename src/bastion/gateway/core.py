@@ -29,6 +29,7 @@ from bastion.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    Unavailable,
 )
 from bastion.gateway._ports import AssertionSigner, Limiter, Observer
 from bastion.gateway.decision import Decision
@@ -130,6 +131,8 @@ class Gateway:
         started = time.perf_counter()
         decision = Decision(allowed=False, status=500, request_id=request.request_id)
         try:
+            if self.observer.blocked:  # what is decided could not be recorded
+                raise Unavailable("audit_unavailable")
             await self._decide(request, decision)
         except BastionError as exc:
             self._deny(decision, exc)

@@ -47,6 +47,10 @@ class AuditObserver:
         self.audit = audit
         self.metrics = metrics
 
+    @property
+    def blocked(self) -> bool:
+        return self.audit.blocked
+
     def decided(
         self, request: RequestView, decision: Decision, front_door: str, seconds: float
     ) -> None:
@@ -233,7 +237,7 @@ class Runtime:
         now = time.monotonic()
         if result and now - checked_at < READINESS_TTL:
             return result
-        checks = {"database": await check_schema(self.engine)}
+        checks = {"database": await check_schema(self.engine), "audit": not self.audit.failing}
         if self.config.redis_url:
             try:
                 await self.limiter.hit("readyz", "1000000/second", "probe")
