@@ -80,6 +80,9 @@ async def test_the_gateway_denies_what_it_cannot_record(
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["audit"] is False
+        scraped = (await client.get("/metrics")).text
+        (held,) = [ln for ln in scraped.splitlines() if ln.startswith("bastion_audit_held_bytes")]
+        assert float(held.split()[1]) > 0
         statuses = [(await _forward(client, d)).status_code for _ in range(20)]
         assert statuses[0] == 200  # still within the bound
         assert statuses[-1] == 503  # past it: denied, never decided unrecorded

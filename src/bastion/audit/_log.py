@@ -201,6 +201,11 @@ class AuditLog:
         self._fragments[values] = orjson.dumps(middle)[1:-1]
         return True
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes held because writes fail (0 while the log is writable)."""
+        return len(self._buffer) if self.failing else 0
+
     def _append(self, line: bytes) -> None:
         if self.failing:
             self._append_held(line)

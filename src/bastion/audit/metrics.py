@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import re
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -149,6 +149,14 @@ class Metrics:
         self._decision_keys: dict[
             tuple[str | None, str, str, str, str], tuple[tuple[str, ...], list[float]]
         ] = {}
+
+    def watch_audit(self, held_bytes: Callable[[], float]) -> None:
+        """Expose the audit log's backlog, read at scrape time (alert on > 0)."""
+        Gauge(
+            "bastion_audit_held_bytes",
+            "Audit bytes held because writing the audit log fails (0 while it works).",
+            registry=self.registry,
+        ).set_function(held_bytes)
 
     def _child(self, metric: Any, key: tuple[str, ...], labels: tuple[str, ...]) -> Any:
         child = self._children.get(key)

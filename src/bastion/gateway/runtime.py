@@ -183,6 +183,7 @@ class Runtime:
         async with session_factory(engine)() as session:
             jwks = await publish_jwks(session, purpose=ASSERTION_PURPOSE, clock=clock)
         metrics = Metrics(routes=[r.name for r in config.routes])
+        metrics.watch_audit(lambda: audit.held_bytes)
         gateway = Gateway(
             config,
             authenticators=authenticators,
