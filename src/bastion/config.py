@@ -204,6 +204,9 @@ class RateLimitConfig(_Frozen):
     strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = (
         "sliding-window-counter"
     )
+    # Per-address limits count an IPv6 client by its network of this length: one host
+    # is usually given a whole /64 and could take a new address for every request.
+    ipv6_prefix: int = Field(64, ge=32, le=128)
 
     @field_validator(
         "per_ip",

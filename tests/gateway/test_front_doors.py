@@ -4,6 +4,7 @@ forward auth is asked over both ASGI and granian's RSGI."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bastion.config import load_config
 from bastion.gateway.app import GatewayApp
 from bastion.gateway.middleware import BastionMiddleware
 from bastion.gateway.runtime import Runtime
-from tests._deploy import PASSWORD, Deployment
+from tests._deploy import PASSWORD, Deployment, make_deployment
 from tests.gateway.rsgi_fake import FakeProtocol, scope
 
 
@@ -179,7 +181,7 @@ async def test_health_endpoints(app: GatewayApp, path: str) -> None:
         response = await client.get(path)
     assert response.status_code == 200
     if path == "/readyz":
-        assert response.json()["checks"] == {"database": True}
+        assert response.json()["checks"] == {"database": True, "audit": True}
 
 
 async def test_metrics_only_for_allowed_peers(app: GatewayApp, deployment: Deployment) -> None:
@@ -296,3 +298,25 @@ async def test_proxied_responses_are_hardened(app: GatewayApp, deployment: Deplo
     assert private.headers["cache-control"] == "no-store"
     assert "cache-control" not in public.headers
     assert tls.headers["strict-transport-security"].startswith("max-age=31536000")
+
+
+async def test_the_per_ip_limit_counts_an_ipv6_client_by_its_64(
+    tmp_path: Path, upstream: str
+) -> None:
+    d = await make_deployment(tmp_path / "d", upstream, rate_limits={"per_ip": "2/minute"})
+    app = GatewayApp(load_config(d.config_file))
+    await app.startup()
+    transport = httpx.ASGITransport(app=app)  # peer 127.0.0.1: a trusted proxy here
+    forwarded = {"X-API-Key": d.api_key, "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/api/x"}
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+
+            async def ask(ip: str) -> int:
+                headers = {**forwarded, "X-Forwarded-For": ip}
+                return (await client.get("/_bastion/auth", headers=headers)).status_code
+
+            # Three addresses of one /64 share its budget of two; another /64 has its own.
+            assert [await ask(f"2001:db8:5:5::{n}") for n in (1, 2, 3)] == [200, 200, 429]
+            assert await ask("2001:db8:5:6::1") == 200
+    finally:
+        await app.shutdown()

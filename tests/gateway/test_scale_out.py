@@ -64,7 +64,7 @@ async def test_two_instances_share_storage_and_rate_limits(
             jwt_headers = {"Authorization": f"Bearer {d.jwt()}"}
             assert (await client.get("/api/x", headers=jwt_headers)).status_code == 200
         ready = await clients[0].get("/readyz")
-        assert ready.json()["checks"] == {"database": True, "redis": True}
+        assert ready.json()["checks"] == {"database": True, "audit": True, "redis": True}
         for client in clients:
             await client.aclose()
     finally:

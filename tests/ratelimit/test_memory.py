@@ -15,6 +15,7 @@ from bastion.ratelimit import (
     LimitResult,
     Prepared,
     RateLimiter,
+    ip_bucket,
 )
 from bastion.ratelimit._backends import MemoryBackend
 from tests.ratelimit.conftest import STRATEGIES, FakeClock
@@ -250,3 +251,26 @@ async def test_failures_recent_says_when_a_peek_could_find_anything(make_memory:
     blocked = limiter.failures_blocked_now(account=None, ip="198.51.100.7")
     assert blocked is not None
     assert blocked.policy == FAILED_IP_POLICY
+
+
+def test_ipv6_clients_are_counted_by_their_network() -> None:
+    # A host is usually given a whole /64: counted per address, it could take a fresh
+    # address for every request and never meet a per-IP limit.
+    same = {ip_bucket(ip, 64) for ip in ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff")}
+    assert same == {"2001:db8:1:2::/64"}
+    assert ip_bucket("2001:db8:1:3::1", 64) == "2001:db8:1:3::/64"
+    assert ip_bucket("2001:db8:1:2::1", 128) == "2001:db8:1:2::1/128"
+    assert ip_bucket("2001:db8:1:2::1", 48) == ip_bucket("2001:db8:1:ffff::1", 48)
+    assert ip_bucket("192.0.2.7", 64) == "192.0.2.7"
+    assert ip_bucket("::ffff:192.0.2.7", 64) == "192.0.2.7"  # IPv4-mapped: the IPv4 host
+    assert ip_bucket("not:an:address", 64) == "not:an:address"  # counted as given
+
+
+async def test_failed_credentials_from_one_ipv6_network_are_throttled_together(
+    make_memory: Make,
+) -> None:
+    limiter = make_memory(failed_auth_per_account="100/minute", failed_auth_per_ip="3/minute")
+    for i in range(3):  # three addresses of one /64
+        await limiter.record_failure(account=f"user{i}", ip=f"2001:db8:7:7::{i + 1:x}")
+    assert await limiter.failures_blocked(account="fresh", ip="2001:db8:7:7::99") is not None
+    assert await limiter.failures_blocked(account="fresh", ip="2001:db8:7:8::1") is None

@@ -35,7 +35,7 @@ from bastion.gateway._ports import AssertionSigner, Limiter, Observer
 from bastion.gateway.decision import Decision
 from bastion.gateway.routes import Route, RouteTable, normalize_path
 from bastion.model import ANONYMOUS, Clock, CredentialType, Principal, RequestView, system_clock
-from bastion.ratelimit import LimitResult, Prepared
+from bastion.ratelimit import LimitResult, Prepared, ip_bucket
 
 log = logging.getLogger("bastion.gateway")
 
@@ -273,7 +273,8 @@ class Gateway:
         """The per-IP check, prepared once per address (bounded)."""
         if len(self._ip_checks) >= 4096:
             self._ip_checks.clear()
-        check = self.limiter.prepare((("ip", self._rates.per_ip, client_ip),))
+        bucket = ip_bucket(client_ip, self._rates.ipv6_prefix)
+        check = self.limiter.prepare((("ip", self._rates.per_ip, bucket),))
         self._ip_checks[client_ip] = check
         return check
 

@@ -7,7 +7,15 @@ from bastion.ratelimit._limiter import (
     FAILED_IP_POLICY,
     Prepared,
     RateLimiter,
+    ip_bucket,
 )
 from bastion.ratelimit._result import LimitResult
 
-__all__ = ["FAILED_ACCOUNT_POLICY", "FAILED_IP_POLICY", "LimitResult", "Prepared", "RateLimiter"]
+__all__ = [
+    "FAILED_ACCOUNT_POLICY",
+    "FAILED_IP_POLICY",
+    "LimitResult",
+    "Prepared",
+    "RateLimiter",
+    "ip_bucket",
+]

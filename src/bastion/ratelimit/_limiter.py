@@ -7,7 +7,9 @@ becomes :class:`~bastion.errors.Unavailable`, never an allow.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
 import math
 import re
 import time
@@ -43,6 +45,24 @@ Prepared = tuple[tuple[str, str, RateLimitItem, int, int], ...]
 
 def _digest(value: str) -> str:
     return "#" + hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def ip_bucket(ip: str, ipv6_prefix: int) -> str:
+    """What a per-address limit counts ``ip`` under: an IPv4 address itself, an IPv6
+    address by its ``/ipv6_prefix`` network (an IPv4-mapped one as its IPv4 address)."""
+    return ip if ":" not in ip else _ipv6_bucket(ip, ipv6_prefix)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ipv6_bucket(ip: str, prefix: int) -> str:
+    try:
+        address = ipaddress.IPv6Address(ip)
+    except ValueError:
+        return ip
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    network = ipaddress.IPv6Network((address, prefix), strict=False)
+    return f"{network.network_address}/{prefix}"
 
 
 def _storage_key(value: str) -> str:
@@ -235,7 +255,8 @@ class RateLimiter:
         return LimitResult(allowed, policy, limit, remaining, reset_after, window)
 
     def _failure_keys(self, account: str | None, ip: str) -> list[tuple[str, str, str]]:
-        keys = [(FAILED_IP_POLICY, self._cfg.failed_auth_per_ip, _storage_key(ip))]
+        bucket = ip_bucket(ip, self._cfg.ipv6_prefix)
+        keys = [(FAILED_IP_POLICY, self._cfg.failed_auth_per_ip, _storage_key(bucket))]
         if account is not None:
             # Accounts are always hashed: a fixed-size key that no other account's can
             # equal, and no user name stored in Redis.
