@@ -30,9 +30,8 @@ def _serve(
         make_deployment(
             tmp_path / "d",
             "http://127.0.0.1:9",
-            listen={"host": "127.0.0.1", "port": port},
             forwarded={"trusted_proxies": trusted},
-            **overrides,
+            **{"listen": {"host": "127.0.0.1", "port": port}, **overrides},
         )
     )
     return d, bastion_serve(d.config_file, port, "--server", server)
@@ -43,7 +42,9 @@ def test_forward_auth_from_a_trusted_loopback_proxy(tmp_path: Path, server: str)
     port = free_port()
     d, serving = _serve(tmp_path, port, ["127.0.0.1/32"], server)
     with serving as base:
-        assert f"({server}" in (d.config_file.parent / "serve.log").read_text()
+        log = (d.config_file.parent / "serve.log").read_text()
+        assert f"({server}" in log
+        assert "warning" not in log  # one worker: the in-process counters are exact
         key = {"X-API-Key": d.api_key}
         allowed = httpx.get(f"{base}/_bastion/auth", headers={**FORWARDED, **key})
         assert allowed.status_code == 200
@@ -123,3 +124,14 @@ def test_a_request_head_that_does_not_arrive_in_time_is_cut(tmp_path: Path, serv
         closing = HEAD.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
         lived, answer = _held_for(port, [closing[:20], closing[20:50], closing[50:]], 0.3)
         assert answer.count(b"200 OK") == 1
+
+
+def test_several_workers_without_redis_are_warned_about(tmp_path: Path) -> None:
+    port = free_port()
+    listen = {"host": "127.0.0.1", "port": port, "workers": 2}
+    d, serving = _serve(tmp_path, port, ["127.0.0.1/32"], "granian", listen=listen)
+    with serving as base:
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        log = " ".join((d.config_file.parent / "serve.log").read_text().split())
+        assert "2 worker(s))" in log
+        assert "warning: 2 workers count rate limits and failed credentials each on its own" in log

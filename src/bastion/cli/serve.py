@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion.cli._common import DEFAULT_CONFIG, ConfigPath, fail, out
+from bastion.cli._common import DEFAULT_CONFIG, ConfigPath, err, fail, out
 from bastion.config import Config, load_config
 from bastion.errors import BastionError
 from bastion.gateway._rsgi import wants_rsgi
@@ -86,6 +86,12 @@ def run_server(
         f"bastion gateway on {scheme}://{listen.host}:{listen.port} "
         f"({kind}, {listen.workers} worker(s)); Ctrl-C stops it"
     )
+    if listen.workers > 1 and not config.redis_url:
+        err.print(
+            f"warning: {listen.workers} workers count rate limits and failed credentials "
+            "each on its own (in-process counters): every limit is effectively "
+            f"{listen.workers}x higher. Set redis_url to share them (docs/deployment.md)."
+        )
     if replace_process:
         sys.stdout.flush()
         args = [sys.executable, "-m", "bastion._server", server.value, json.dumps(spec)]
