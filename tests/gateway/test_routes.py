@@ -75,6 +75,10 @@ def test_bare_host() -> None:
         "/a%00b",
         "/a%0d%0aX-Injected:1",
         "/%ff%fe",
+        "/api/%zz",  # not an escape: each component guesses differently
+        "/api/100%",
+        "/%2561dmin",  # %61 once decoded: "admin" to an upstream that decodes twice
+        "/public/%252e%252e/admin",
         "relative",
         "",
     ],
@@ -86,6 +90,7 @@ def test_confusing_paths_are_refused(raw: str) -> None:
 
 def test_normal_paths_are_decoded() -> None:
     assert normalize_path("/caf%C3%A9/a%20b") == "/café/a b"
+    assert normalize_path("/discount/50%25") == "/discount/50%"  # a literal percent sign
     assert normalize_path("/a//b") == "/a//b"
 
 

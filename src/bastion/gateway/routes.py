@@ -15,6 +15,8 @@ from bastion.errors import BadRequest
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ENCODED_SEPARATOR = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
 class InvalidPath(BadRequest):
@@ -42,18 +44,24 @@ def normalize_path(raw: str) -> str:
 def _normalize_path(raw: str) -> str:
     """Decode a request path for matching, refusing forms that confuse path matchers.
 
-    Encoded slashes, backslashes and NULs, dot segments and control characters are refused
-    rather than resolved: a gateway that resolves ``/public/../admin`` one way while the
-    upstream resolves it another is an authorization bypass (CWE-22, CWE-436).
+    Encoded slashes, backslashes and NULs, dot segments, control characters, malformed
+    escapes (``%zz``) and escapes that are still escapes once decoded (``%2561`` → ``%61``,
+    which an upstream that decodes twice reads as ``a``) are refused rather than resolved:
+    a gateway that resolves ``/public/../admin`` one way while the upstream resolves it
+    another is an authorization bypass (CWE-22, CWE-174, CWE-436).
     """
     if not raw.startswith("/"):
         raise InvalidPath("path_not_absolute")
     if _ENCODED_SEPARATOR.search(raw):
         raise InvalidPath("encoded_separator")
+    if "%" in raw and _BAD_ESCAPE.search(raw):
+        raise InvalidPath("bad_percent_encoding")
     try:
         path = unquote(raw, errors="strict")
     except UnicodeDecodeError:
         raise InvalidPath("path_not_utf8") from None
+    if "%" in path and _ESCAPE.search(path):
+        raise InvalidPath("double_encoding")
     if _CONTROL.search(path) or "\\" in path:
         raise InvalidPath("path_control_char")
     for segment in path.split("/"):
