@@ -187,6 +187,8 @@ async def test_public_route_is_anonymous(parts: Any) -> None:
         ({"content_length": "-1"}, 400, "invalid_request"),
         ({"content_length": "12abc"}, 400, "invalid_request"),
         ({"content_length": "4", "transfer_encoding": "chunked"}, 400, "conflicting_framing"),
+        ({"transfer_encoding": "gzip, chunked"}, 400, "unsupported_transfer_coding"),
+        ({"transfer_encoding": "chunked, chunked"}, 400, "unsupported_transfer_coding"),
     ],
 )
 async def test_input_guard(parts: Any, headers: dict[str, str], status: int, code: str) -> None:

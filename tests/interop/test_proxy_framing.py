@@ -173,3 +173,22 @@ def test_a_stalled_or_oversized_request_body_is_the_clients_error(
         answer = send(port, chunked, piece * 2 + b"0\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert any(raw.endswith(b"say, hello") for raw in received)
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_a_transfer_coding_other_than_chunked_is_refused(tmp_path: Path, server: str) -> None:
+    # granian dechunked "gzip, chunked" and bastion forwarded the still-gzipped body to
+    # the upstream as if plain; h11 refuses it itself.
+    port, up = free_port(), free_port()
+    d = proxying(tmp_path, port, up)
+    head = b"POST /api/orders HTTP/1.1\r\nHost: a\r\nX-API-Key: " + d.api_key.encode() + b"\r\n"
+    with (
+        recording_upstream(up) as received,
+        bastion_serve(d.config_file, port, "--server", server),
+    ):
+        for coding in (b"gzip, chunked", b"deflate,chunked"):
+            answer = send(port, head + b"Transfer-Encoding: " + coding + b"\r\n", b"0\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+        answer = send(port, head + b"Transfer-Encoding: Chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200")
+    assert len(received) == 1

@@ -206,9 +206,14 @@ class Gateway:
             raise HeadersTooLarge("headers_too_large")
         if len(request.headers.get("authorization", "")) > limits.max_authorization_bytes:
             raise HeadersTooLarge("authorization_too_large")
+        coding = headers.get("transfer-encoding")
+        if coding is not None and coding.strip().lower() != "chunked":
+            # gzip/compress/deflate or a repeated chunked: the server dechunked the body
+            # but the rest would reach the upstream as if plain (RFC 9112 §6.1).
+            raise BadRequest("unsupported_transfer_coding")
         length = request.headers.get("content-length")
         if length is not None:
-            if "transfer-encoding" in headers:
+            if coding is not None:
                 # Two framings: whichever one the next hop believes, the other can smuggle
                 # a request past this one (RFC 9112 §6.1: a server may refuse; we do).
                 raise BadRequest("conflicting_framing")
