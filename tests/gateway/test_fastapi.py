@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import StreamingResponse
 
 from bastion.gateway.middleware import BastionMiddleware, install_error_handler, require
 from bastion.gateway.runtime import Runtime
 from bastion.model import Principal
-from tests._deploy import PASSWORD, Deployment
+from tests._deploy import PASSWORD, Deployment, make_deployment
 
 
 def make_app(runtime: Runtime) -> FastAPI:
@@ -60,3 +65,50 @@ async def test_require_checks_scopes_methods_and_roles(
         admin = await client.get("/api/admin/ops", headers={"Authorization": basic})
         assert admin.status_code == 200
         assert admin.headers["x-request-id"]
+
+
+async def test_the_apps_request_bodies_are_bounded_in_size_and_time(
+    tmp_path: Path, upstream: str
+) -> None:
+    # The middleware hands the app a body that stops at max_body_bytes (413) and at a
+    # stall of body_idle_seconds (408), chunked bodies included; before, a chunked body
+    # went to the app whole, however large, and a stalled one held it for good.
+    limits = {"max_body_bytes": 1024, "body_idle_seconds": 0.5}
+    d = await make_deployment(tmp_path / "d", upstream, limits=limits)
+    runtime = await Runtime.start(d.config)
+    app = FastAPI()
+    app.add_middleware(BastionMiddleware, runtime=runtime)
+
+    @app.post("/api/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"read": len(await request.body())}
+
+    @app.get("/api/slow")
+    def slow() -> StreamingResponse:
+        def pieces() -> Iterator[bytes]:
+            for _ in range(3):
+                time.sleep(0.4)  # past body_idle_seconds in all: a response is not a body
+                yield b"x"
+
+        return StreamingResponse(pieces())
+
+    async def chunks(n: int, stall: float = 0) -> AsyncIterator[bytes]:
+        for _ in range(n):
+            yield b"a" * 256
+        await asyncio.sleep(stall)
+
+    key = {"X-API-Key": d.api_key}
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            fits = await client.post("/api/echo", content=chunks(4), headers=key)
+            assert fits.json() == {"read": 1024}
+            large = await client.post("/api/echo", content=chunks(5), headers=key)
+            assert large.status_code == 413
+            assert large.headers["content-type"] == "application/problem+json"
+            stalled = await client.post("/api/echo", content=chunks(1, stall=5), headers=key)
+            assert stalled.status_code == 408
+            slow = await client.get("/api/slow", headers=key)
+            assert (slow.status_code, slow.text) == (200, "xxx")
+    finally:
+        await runtime.aclose()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import itertools
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
+
+from bastion.errors import PayloadTooLarge, RequestTimeout
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -17,6 +20,40 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def bounded_receive(receive: Receive, max_body: int, idle_seconds: float) -> Receive:
+    """``receive`` for a request whose body may be at most ``max_body`` bytes, each piece
+    arriving within ``idle_seconds`` of the app asking for it (nginx's
+    client_body_timeout). Once the body is whole the app's later calls (waiting for the
+    client to disconnect, as streaming responses do) pass through unbounded.
+
+    Raises (from the returned callable):
+        PayloadTooLarge: the body passed ``max_body``.
+        RequestTimeout: the next piece did not come in time.
+    """
+    received = 0
+    whole = False
+
+    async def bounded() -> Message:
+        nonlocal received, whole
+        if whole:
+            return await receive()
+        try:
+            async with asyncio.timeout(idle_seconds):
+                message = await receive()
+        except TimeoutError:
+            raise RequestTimeout("body_timeout") from None
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_body:
+                raise PayloadTooLarge("body_too_large")
+            whole = not message.get("more_body", False)
+        else:
+            whole = True  # disconnected
+        return message
+
+    return bounded
 
 
 def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -23,8 +23,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bastion.config import AuthMethod, Config, load_config
-from bastion.errors import AuthenticationError, BastionError, InsufficientScope
-from bastion.gateway._asgi import ASGIApp, Receive, Scope, Send
+from bastion.errors import (
+    AuthenticationError,
+    BastionError,
+    InsufficientScope,
+    PayloadTooLarge,
+    RequestTimeout,
+)
+from bastion.gateway._asgi import ASGIApp, Message, Receive, Scope, Send, bounded_receive
 from bastion.gateway.decision import Decision
 from bastion.gateway.proxy import send_denial, view_from_scope
 from bastion.gateway.runtime import Runtime
@@ -85,7 +91,23 @@ class BastionMiddleware:
         state = scope.setdefault("state", {})
         state["principal"] = decision.principal
         state["request_id"] = decision.request_id
-        await self.app(scope, receive, _with_headers(send, decision, runtime, view.secure))
+        limits = runtime.config.limits
+        body = bounded_receive(receive, limits.max_body_bytes, limits.body_idle_seconds)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, body, _with_headers(tracked, decision, runtime, view.secure))
+        except (PayloadTooLarge, RequestTimeout) as exc:
+            # The app was reading a body that grew too large or stopped coming.
+            if started:
+                raise
+            decision.allowed, decision.status, decision.error = False, exc.status, exc
+            await send_denial(send, decision)
 
 
 def _with_headers(send: Send, decision: Decision, runtime: Runtime, secure: bool) -> Send:

@@ -21,6 +21,7 @@ from bastion.gateway._asgi import (
     Scope,
     Send,
     Trust,
+    bounded_receive,
     header_dict,
     peer_address,
     request_id,
@@ -278,19 +279,12 @@ class Proxy:
             self._on_upstream_error(route)
 
     async def _body(self, receive: Receive) -> AsyncIterator[bytes]:
-        received = 0
+        read = bounded_receive(receive, self.max_body, self.body_idle)
         while True:
-            try:
-                async with asyncio.timeout(self.body_idle):
-                    message = await receive()
-            except TimeoutError:
-                raise RequestTimeout("body_timeout") from None
+            message = await read()
             if message["type"] == "http.disconnect":
                 raise asyncio.CancelledError
             chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > self.max_body:
-                raise PayloadTooLarge("body_too_large")
             if chunk:
                 yield chunk
             if not message.get("more_body", False):
