@@ -124,6 +124,13 @@ def test_rotate_prints_the_new_key_and_keeps_the_old_for_the_overlap(config: Pat
         (["create", "--name", "n", "--subject", "s", "--expires", "tomorrow"], "not 'never'"),
         (["create", "--name", "", "--subject", "s"], "name must be 1 to 255"),
         (["create", "--name", "n", "--subject", "a\x1b[31m"], "control characters"),
+        (["create", "--name", "n", "--subject", "s", "--expires", "99999999999d"], "too far"),
+        (["create", "--name", "n", "--subject", "s", "--expires", "9999-12-31"], "too far"),
+        (["create", "--name", "n", "--subject", "s", "--expires", "2030-02-30"], "not a date"),
+        # Space-separated in identity headers and tokens: "viewer admin" would be two.
+        (["create", "--name", "n", "--subject", "s", "--roles", "viewer admin"], "role 'viewer"),
+        (["create", "--name", "n", "--subject", "s", "--scopes", "read write"], "scope 'read"),
+        (["create", "--name", "n", "--subject", "s", "--scopes", "x" * 129], "1 to 128"),
     ],
 )
 def test_bad_input_exit_1(config: Path, args: list[str], message: str) -> None:

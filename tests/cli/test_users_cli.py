@@ -94,6 +94,11 @@ def test_disable_enable_roles_and_list(config: Path) -> None:
         (["add", "ok", "--password-stdin"], "x" * 1025 + "\n", "longer than 1024 bytes"),
         (["disable", "ghost"], None, "no user 'ghost'"),
         (["passwd", "ghost", "--password-stdin"], "a fine passphrase\n", "no user 'ghost'"),
+        (
+            ["add", "ok", "--password-stdin", "--roles", "viewer admin"],
+            "a fine passphrase\n",
+            "role 'viewer admin'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_1(

@@ -214,6 +214,17 @@ async def test_subject_cannot_inject_headers(parts: Any) -> None:
     assert subject == "eve%0D%0AX-Admin=1"
 
 
+async def test_a_space_inside_a_scope_or_role_cannot_split_it_in_two(parts: Any) -> None:
+    # An identity provider's group "viewer admin", or a token's scp ["read write"]: the
+    # headers are space-separated lists, so the space is encoded, never passed as is.
+    gateway, *_ = parts
+    token = "alice:read write,read:viewer admin,100% user"
+    headers = dict((await gateway.decide(req(x_test_token=token), "proxy")).upstream_headers)
+    assert headers["X-Bastion-Scopes"] == "read read%20write"
+    assert headers["X-Bastion-Roles"] == "100%25%20user viewer%20admin"
+    assert "admin" not in headers["X-Bastion-Roles"].split(" ")
+
+
 def test_header_safe_encodes_non_ascii() -> None:
     assert header_safe("plain value") == "plain value"
     assert header_safe("café") == "caf%C3%A9"

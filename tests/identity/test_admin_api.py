@@ -113,3 +113,16 @@ async def test_a_body_that_does_not_arrive_in_time_is_refused(
     assert token.json()["error_description"] == "the body did not arrive in time"
     assert time.monotonic() - started < 10
     await admin.aclose()
+
+
+async def test_roles_that_would_read_as_two_are_refused(
+    app: GatewayApp, issuer: str, deployment: Deployment
+) -> None:
+    admin = api(app, issuer, deployment.admin_key)
+    body = {"username": "zed", "password": "a long secret phrase here", "roles": ["viewer admin"]}
+    refused = await admin.post("/oauth2/admin/users", json=body)
+    assert refused.status_code == 400
+    assert "role 'viewer admin'" in refused.json()["error_description"]
+    listed = {u["username"] for u in (await admin.get("/oauth2/admin/users")).json()}
+    assert "zed" not in listed
+    await admin.aclose()

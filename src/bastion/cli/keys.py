@@ -39,7 +39,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not a duration like 24h or 30d")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:
+        raise ValueError(f"{text!r} is too far in the future") from None
 
 
 def parse_expiry(text: str, now: datetime) -> datetime | None:
@@ -49,10 +52,18 @@ def parse_expiry(text: str, now: datetime) -> datetime | None:
     if text.lower() == "never":
         return None
     if _DURATION.match(text):
-        moment = now + parse_duration(text)
+        try:
+            moment = now + parse_duration(text)
+        except OverflowError:
+            raise ValueError(f"{text!r} is too far in the future") from None
     elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        day = date.fromisoformat(text)
-        moment = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+        try:
+            day = date.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+        except OverflowError:
+            raise ValueError(f"{text!r} is too far in the future") from None
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date") from None
     else:
         try:
             moment = datetime.fromisoformat(text)

@@ -53,6 +53,13 @@ def header_safe(value: str) -> str:
     )
 
 
+def _header_list(values: frozenset[str]) -> str:
+    """Scopes or roles as one header value, space-separated: a space inside one (a
+    token's ``scp`` list, an identity provider's group name) is percent-encoded, so
+    ``"viewer admin"`` cannot read as the two roles ``viewer`` and ``admin``."""
+    return " ".join(sorted(header_safe(v).replace(" ", "%20") for v in values))
+
+
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -380,8 +387,8 @@ class Gateway:
         return (
             (p + "Subject", header_safe(principal.subject)),
             (p + "Credential", principal.credential.value),
-            (p + "Scopes", header_safe(" ".join(sorted(principal.scopes)))),
-            (p + "Roles", header_safe(" ".join(sorted(principal.roles)))),
+            (p + "Scopes", _header_list(principal.scopes)),
+            (p + "Roles", _header_list(principal.roles)),
             (p + "Issuer", header_safe(principal.issuer or "")),
             (p + "Client", header_safe(principal.client_id or "")),
             (p + "Key-Id", header_safe(principal.key_id or "") if is_key else ""),

@@ -193,7 +193,10 @@ def guarded(fn: Handler) -> Handler:
             headers = list(getattr(exc, "headers", []) or [])
             if isinstance(exc, AuthenticationError):  # the admin API's callers
                 headers.append(("WWW-Authenticate", 'Bearer realm="bastion"'))
-            return json_response(exc.status, {"error": exc.code}, headers)
+            body = {"error": exc.code}
+            if exc.detail:  # written to be shown (BastionError.detail)
+                body["error_description"] = exc.detail
+            return json_response(exc.status, body, headers)
         except Exception:
             log.exception("authorization server error on %s", request.url.path)
             return oauth_error(500, "server_error")

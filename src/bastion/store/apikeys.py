@@ -11,7 +11,7 @@ from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bastion.model import Clock, system_clock
-from bastion.store._db import RecordExists, RecordNotFound, db_errors, now_utc
+from bastion.store._db import RecordExists, RecordNotFound, db_errors, now_utc, tokens
 from bastion.store.models import ApiKey
 
 _keys = cast(Table, ApiKey.__table__)
@@ -94,8 +94,8 @@ class ApiKeyStore:
             "key_hash": key_hash,
             "name": name,
             "subject": subject,
-            "scopes": sorted(set(scopes)),
-            "roles": sorted(set(roles)),
+            "scopes": tokens("scope", scopes),
+            "roles": tokens("role", roles),
             "created_at": now_utc(self._clock),
             "expires_at": expires_at,
         }

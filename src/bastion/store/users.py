@@ -11,7 +11,7 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.model import Clock, system_clock
-from bastion.store._db import RecordNotFound, db_errors, now_utc
+from bastion.store._db import RecordNotFound, db_errors, now_utc, tokens
 from bastion.store.models import User
 
 _users = cast(Table, User.__table__)
@@ -41,7 +41,7 @@ def _record(row: Any) -> UserRecord:
 
 
 def _roles(roles: Iterable[str]) -> list[str]:
-    return sorted(set(roles))
+    return tokens("role", roles)
 
 
 class UserStore:
