@@ -231,6 +231,9 @@ class InputLimits(_Frozen):
     # The longest wait for the next piece of a proxied request's body (nginx's
     # client_body_timeout): a body sent a byte now and then cannot hold the upstream.
     body_idle_seconds: float = Field(60.0, gt=0, le=3600)
+    # The longest a proxied response waits for the client to take the next piece
+    # (nginx's send_timeout): a client that stops reading cannot hold the upstream.
+    send_idle_seconds: float = Field(60.0, gt=0, le=3600)
 
 
 class AuditConfig(_Frozen):

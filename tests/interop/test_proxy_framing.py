@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests._deploy import Deployment, make_deployment
-from tests._procs import bastion_serve
+from tests._procs import bastion_serve, demo_upstream
 from tests._services import free_port
 
 REPLY = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
@@ -192,3 +192,54 @@ def test_a_transfer_coding_other_than_chunked_is_refused(tmp_path: Path, server:
         answer = send(port, head + b"Transfer-Encoding: Chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 200")
     assert len(received) == 1
+
+
+def established_to(port: int) -> int:
+    """Established TCP connections to 127.0.0.1:``port`` on this machine (/proc/net)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="counts sockets in /proc/net")
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_a_client_that_stops_reading_does_not_hold_the_upstream(
+    tmp_path: Path, server: str
+) -> None:
+    # Each client asks for 16 MiB and stops reading: the upstream connection (and its
+    # slot in the proxy's pool, shared by every request) was held for good; now for
+    # limits.send_idle_seconds (nginx's send_timeout).
+    port = free_port()
+    with demo_upstream() as upstream:
+        up = int(upstream.rsplit(":", 1)[1])
+        listen = {"host": "127.0.0.1", "port": port}
+        d = asyncio.run(
+            make_deployment(
+                tmp_path / "d", upstream, listen=listen, limits={"send_idle_seconds": 1}
+            )
+        )
+        ask = b"GET /api/big?fill=16777216 HTTP/1.1\r\nHost: a\r\nX-API-Key: "
+        ask += d.api_key.encode() + b"\r\n\r\n"
+        with bastion_serve(d.config_file, port, "--server", server):
+            readers = []
+            for _ in range(3):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect(("127.0.0.1", port))
+                sock.sendall(ask)
+                assert sock.recv(100).startswith(b"HTTP/1.1 200")  # then no more reading
+                readers.append(sock)
+            assert established_to(up) >= 1
+            deadline = time.monotonic() + 15
+            while established_to(up) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert established_to(up) == 0
+            answer = send(port, b"GET /api/small HTTP/1.1\r\nHost: a\r\nX-API-Key: "
+                          + d.api_key.encode() + b"\r\n", b"")  # fmt: skip
+            assert answer.startswith(b"HTTP/1.1 200")
+            for sock in readers:
+                sock.close()

@@ -118,6 +118,7 @@ class Proxy:
         self.trust = trust
         self.max_body = gateway.config.limits.max_body_bytes
         self.body_idle = gateway.config.limits.body_idle_seconds
+        self.send_idle = gateway.config.limits.send_idle_seconds
         self.hardening = Hardening(gateway.config.response_headers)
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
@@ -154,7 +155,13 @@ class Proxy:
         async def tracked_send(message: Message) -> None:
             nonlocal started
             started = True
-            await send(message)
+            try:
+                # A client that stops reading would hold the upstream connection (and a
+                # slot of the pool every request shares) for good (nginx: send_timeout).
+                async with asyncio.timeout(self.send_idle):
+                    await send(message)
+            except TimeoutError:
+                raise RequestTimeout("send_timeout") from None
 
         try:
             base = str(route.config.upstream).rstrip("/")
@@ -214,7 +221,11 @@ class Proxy:
         timeout = self._timeouts.get(route.name)
         if timeout is None:
             timeout = self._timeouts[route.name] = aiohttp.ClientTimeout(
-                total=None, sock_connect=10, sock_read=route.config.timeout_seconds
+                # connect: waiting for a pooled connection and opening one, bounded.
+                total=None,
+                connect=30,
+                sock_connect=10,
+                sock_read=route.config.timeout_seconds,
             )
         try:
             async with session.request(
