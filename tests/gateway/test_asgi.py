@@ -23,6 +23,12 @@ LOOPBACK = [ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0
         ("127.0.0.1", {"x-real-ip": "nonsense"}, "127.0.0.1"),
         ("127.0.0.1", {"x-forwarded-for": "10.0.0.1, 10.0.0.2"}, "10.0.0.1"),
         ("127.0.0.1", {}, "127.0.0.1"),
+        # a hop with the client's port (Azure's proxies add it) is its address, not garbage
+        ("127.0.0.1", {"x-forwarded-for": "198.51.100.1:50123"}, "198.51.100.1"),
+        ("127.0.0.1", {"x-forwarded-for": "[2001:db8::7]:443, 10.0.0.1"}, "2001:db8::7"),
+        ("127.0.0.1", {"x-forwarded-for": "2001:db8::7"}, "2001:db8::7"),
+        ("127.0.0.1", {"x-real-ip": "198.51.100.2:1"}, "198.51.100.2"),
+        ("127.0.0.1", {"x-forwarded-for": "[2001:db8::7"}, "127.0.0.1"),
     ],
 )
 def test_client_ip(peer: str, headers: dict[str, str], client: str) -> None:

@@ -104,9 +104,9 @@ class Trust:
             return peer
         forwarded = headers.get("x-forwarded-for")
         if not forwarded:
-            real = headers.get("x-real-ip", "").strip()
+            real = _without_port(headers.get("x-real-ip", "").strip())
             return real if real and self._kind(real) != _INVALID else peer
-        hops = [h.strip() for h in forwarded.split(",")]
+        hops = [_without_port(h.strip()) for h in forwarded.split(",")]
         for hop in reversed(hops):
             kind = self._kind(hop)
             if kind == _INVALID:
@@ -114,6 +114,16 @@ class Trust:
             if kind == _UNTRUSTED:
                 return hop
         return hops[0]
+
+
+def _without_port(hop: str) -> str:
+    """``203.0.113.9:5555`` → ``203.0.113.9``, ``[2001:db8::1]:443`` → ``2001:db8::1``:
+    some proxies (Azure's among them) append the client's port. Anything else as is."""
+    if hop.startswith("["):
+        return hop[1 : hop.find("]")] if "]" in hop else hop
+    if hop.count(":") == 1:
+        return hop.partition(":")[0]
+    return hop
 
 
 def peer_address(scope: Scope) -> str:
