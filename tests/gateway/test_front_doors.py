@@ -320,3 +320,37 @@ async def test_the_per_ip_limit_counts_an_ipv6_client_by_its_64(
             assert await ask("2001:db8:5:6::1") == 200
     finally:
         await app.shutdown()
+
+
+async def test_others_failing_a_key_do_not_lock_its_owner_out(
+    tmp_path: Path, upstream: str
+) -> None:
+    # Failed credentials are throttled per account (here: the key id) as well as per
+    # address. Someone who knows a key's id could keep failing it and lock every user of
+    # the key out; where the key authenticated before, only the address's count holds.
+    limits = {"failed_auth_per_account": "3/minute", "failed_auth_per_ip": "100/minute"}
+    d = await make_deployment(tmp_path / "d", upstream, rate_limits=limits)
+    app = GatewayApp(load_config(d.config_file))
+    await app.startup()
+    key = d.api_key
+    wrong = key[:-10] + ("a" if key[-10] != "a" else "b") + key[-9:]  # same key id
+    transport = httpx.ASGITransport(app=app)  # peer 127.0.0.1: a trusted proxy here
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+
+            async def ask(ip: str, api_key: str) -> int:
+                headers = {
+                    "X-API-Key": api_key,
+                    "X-Forwarded-For": ip,
+                    "X-Forwarded-Method": "GET",
+                    "X-Forwarded-Uri": "/api/x",
+                }
+                return (await client.get("/_bastion/auth", headers=headers)).status_code
+
+            assert await ask("198.51.100.1", key) == 200  # the owner, as usual
+            attacks = [await ask("203.0.113.66", wrong) for _ in range(4)]
+            assert attacks == [401, 401, 401, 429]  # the key's failure budget is spent
+            assert await ask("198.51.100.99", key) == 429  # the key, from somewhere new
+            assert await ask("198.51.100.1", key) == 200  # its owner, where it was used
+    finally:
+        await app.shutdown()

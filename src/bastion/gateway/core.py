@@ -35,7 +35,7 @@ from bastion.gateway._ports import AssertionSigner, Limiter, Observer
 from bastion.gateway.decision import Decision
 from bastion.gateway.routes import Route, RouteTable, normalize_path
 from bastion.model import ANONYMOUS, Clock, CredentialType, Principal, RequestView, system_clock
-from bastion.ratelimit import LimitResult, Prepared, ip_bucket
+from bastion.ratelimit import FAILED_ACCOUNT_POLICY, LimitResult, Prepared, ip_bucket
 
 log = logging.getLogger("bastion.gateway")
 
@@ -72,6 +72,10 @@ class _Known(NamedTuple):
 
 
 _KNOWN_MAX = 4096
+# (account, address) pairs that authenticated recently: an account's failed-credential
+# block does not hold back its owner from where it authenticated before (bounded).
+_GOOD_PAIRS_MAX = 65536
+GOOD_PAIR_SECONDS = 7 * 86400.0
 
 
 class _Plan(NamedTuple):
@@ -109,6 +113,7 @@ class Gateway:
         self._plans: dict[tuple[object, ...], _Plan] = {}
         self._ip_checks: dict[str, Prepared] = {}
         self._known: dict[tuple[str, AuthMethod, bytes], _Known] = {}
+        self._good_pairs: dict[tuple[str, str], float] = {}
         missing = {m for r in self.routes.routes for m in r.auth} - set(self.authenticators)
         if missing:
             names = ", ".join(sorted(m.value for m in missing))
@@ -327,7 +332,8 @@ class Gateway:
         is asked after the failed-credential throttle, as ``authenticate_now`` is, so
         the answer is the one those steps would give; anything else takes the steps."""
         authenticator = self._choose(request, route)
-        if self.limiter.failures_recent and self._throttled_now(authenticator, request):
+        recent = self.limiter.failures_recent
+        if recent and self._throttled_now(authenticator, request):
             return None
         names = authenticator.credential_headers
         if names:
@@ -335,6 +341,8 @@ class Gateway:
             known = self._known.get(key)
             if known is not None:
                 if known.valid():
+                    if recent:  # credentials are failing somewhere: note who this is
+                        self._good_pair(authenticator.account(request), request.client_ip)
                     return known.principal
                 del self._known[key]
         principal = authenticator.authenticate_now(request)
@@ -342,6 +350,8 @@ class Gateway:
             route.issuers is not None and not self._issuer_allowed(principal, route)
         ):
             return None
+        if recent:
+            self._good_pair(authenticator.account(request), request.client_ip)
         if names:
             valid = authenticator.revalidator(request, principal)
             if valid is not None:
@@ -350,15 +360,41 @@ class Gateway:
                 self._known[key] = _Known(principal, valid)
         return principal
 
+    def _good_pair(self, account: str | None, ip: str) -> None:
+        """Remember that ``account`` authenticated from ``ip`` (bounded, oldest out)."""
+        if account is None:
+            return
+        pairs, key = self._good_pairs, (account, ip)
+        pairs.pop(key, None)
+        if len(pairs) >= _GOOD_PAIRS_MAX:
+            del pairs[next(iter(pairs))]
+        pairs[key] = time.monotonic()
+
+    def _owner_exempt(self, blocked: LimitResult | None, account: str | None, ip: str) -> bool:
+        """Whether ``blocked`` is the account's failed-credential block and ``account``
+        authenticated from ``ip`` in the last GOOD_PAIR_SECONDS. Someone who keeps failing
+        an account's credential blocks it everywhere but where its owner authenticated
+        before (a lock-out by others would be a denial of service); there only the
+        address's own count holds the request back."""
+        if blocked is None or blocked.policy != FAILED_ACCOUNT_POLICY or account is None:
+            return False
+        seen = self._good_pairs.get((account, ip))
+        return seen is not None and time.monotonic() - seen < GOOD_PAIR_SECONDS
+
     def _throttled_now(self, authenticator: Authenticator, request: RequestView) -> bool:
-        account = authenticator.account(request)
-        return self.limiter.failures_blocked_now(account=account, ip=request.client_ip) is not None
+        account, ip = authenticator.account(request), request.client_ip
+        blocked = self.limiter.failures_blocked_now(account=account, ip=ip)
+        if self._owner_exempt(blocked, account, ip):
+            blocked = self.limiter.failures_blocked_now(account=None, ip=ip)
+        return blocked is not None
 
     async def _authenticate(self, request: RequestView, route: Route) -> Principal:
         authenticator = self._choose(request, route)
         account = authenticator.account(request)
         ip = request.client_ip
         blocked = await self.limiter.failures_blocked(account=account, ip=ip)
+        if self._owner_exempt(blocked, account, ip):
+            blocked = await self.limiter.failures_blocked(account=None, ip=ip)
         if blocked is not None:
             raise RateLimited(
                 "failed_auth_throttled", retry_after=blocked.reset_after, headers=blocked.headers()
@@ -370,6 +406,7 @@ class Gateway:
             raise
         if not self._issuer_allowed(principal, route):
             raise InvalidToken("issuer_not_allowed_on_route")
+        self._good_pair(account, ip)
         return principal
 
     @staticmethod
