@@ -15,6 +15,7 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 
 from bastion._server import HEAD_SLACK
@@ -128,3 +129,32 @@ def test_uvicorn_refuses_http2(tmp_path: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert "listen.http2 needs granian" in " ".join(done.stderr.split())
+
+
+def test_http2_rapid_reset_is_cut_off(tmp_path: Path) -> None:
+    # CVE-2023-44487: streams opened and at once cancelled cost the server work the
+    # client never waits for. granian (hyper) ends such a connection after a few hundred
+    # resets; the worker keeps serving everyone else.
+    port = free_port()
+    with bastion_serve(_deployment(tmp_path, port), port):
+        client = H2C(port)
+        sent, cut = 0, False
+        try:
+            for _ in range(20_000):
+                stream = client.conn.get_next_available_stream_id()
+                client.conn.send_headers(stream, [*BASE, (":path", "/healthz")], end_stream=True)
+                client.conn.reset_stream(stream)
+                sent += 1
+                if sent % 100 == 0:
+                    client.sock.sendall(client.conn.data_to_send())
+        except (ConnectionError, h2.exceptions.ProtocolError):
+            cut = True
+        finally:
+            client.close()
+        assert cut
+        assert sent < 5_000
+        again = H2C(port)
+        try:
+            assert again.request("/healthz", []) == "200"
+        finally:
+            again.close()
