@@ -114,3 +114,32 @@ async def test_redis_down_fails_closed() -> None:
             await limiter.record_failure(account="alice", ip="203.0.113.9")
     finally:
         await limiter.aclose()
+
+
+async def test_a_redis_that_never_answers_fails_closed_in_time() -> None:
+    # Worse than a refused connection: a peer that accepts and then says nothing (a hung
+    # Redis, a black-holed network path). Every call still ends, with 503, in time.
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    limiter = RateLimiter.from_config(
+        RateLimitConfig(), f"redis://127.0.0.1:{port}/15", redis_timeout=0.2
+    )
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(Unavailable):
+            await asyncio.wait_for(limiter.hit("ip", "100/minute", "203.0.113.9"), 10)
+        with pytest.raises(Unavailable):
+            await asyncio.wait_for(limiter.failures_blocked(account="a", ip="203.0.113.9"), 10)
+        assert loop.time() - started < 5
+        assert accepted  # it did connect: the bound is on the answer, not the connection
+    finally:
+        await limiter.aclose()
+        server.close()
+        for writer in accepted:
+            writer.close()
