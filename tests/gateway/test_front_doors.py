@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -352,5 +353,39 @@ async def test_others_failing_a_key_do_not_lock_its_owner_out(
             assert attacks == [401, 401, 401, 429]  # the key's failure budget is spent
             assert await ask("198.51.100.99", key) == 429  # the key, from somewhere new
             assert await ask("198.51.100.1", key) == 200  # its owner, where it was used
+    finally:
+        await app.shutdown()
+
+
+async def test_the_authorization_servers_endpoints_are_limited_per_address(
+    tmp_path: Path, upstream: str
+) -> None:
+    # The token endpoint (and every other of the authorization server's) authenticates
+    # its callers itself; the per-address limit before authentication holds there too.
+    d = await make_deployment(tmp_path / "d", upstream, rate_limits={"per_ip": "3/minute"})
+    app = GatewayApp(load_config(d.config_file))
+    await app.startup()
+    transport = httpx.ASGITransport(app=app)  # peer 127.0.0.1: a trusted proxy here
+    form = {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+
+            async def token(ip: str) -> httpx.Response:
+                return await client.post(
+                    "/oauth2/token", data=form, headers={"X-Forwarded-For": ip}
+                )
+
+            answers = [await token("198.51.100.5") for _ in range(4)]
+            assert all(a.status_code in (400, 401) for a in answers[:3])  # refused: no client
+            limited = answers[3]
+            assert limited.status_code == 429
+            assert limited.headers["content-type"] == "application/problem+json"
+            assert int(limited.headers["retry-after"]) > 0
+            assert (await token("198.51.100.6")).status_code in (400, 401)  # another address
+        assert app.runtime is not None
+        app.runtime.audit.flush()
+        lines = [orjson.loads(line) for line in d.audit_log.read_bytes().splitlines()]
+        denied = [x for x in lines if x.get("front_door") == "authorization_server"]
+        assert [(x["status"], x["client_ip"]) for x in denied] == [(429, "198.51.100.5")]
     finally:
         await app.shutdown()

@@ -30,7 +30,7 @@ from bastion.model import CredentialType
 
 OTHER = "_other"
 OUTCOMES = frozenset({"allow", "deny"})
-FRONT_DOORS = frozenset({"proxy", "forward_auth", "middleware"})
+FRONT_DOORS = frozenset({"proxy", "forward_auth", "middleware", "authorization_server"})
 CREDENTIALS = frozenset(c.value for c in CredentialType) | {"none"}
 # 50 µs … 1 s: the decision core's whole budget is tens of microseconds.
 DECISION_BUCKETS = (

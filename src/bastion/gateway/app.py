@@ -21,8 +21,10 @@ from bastion.gateway import forward_auth
 from bastion.gateway._asgi import SECURITY_HEADERS, Receive, Scope, Send, peer_address
 from bastion.gateway._asgi import send_response as respond
 from bastion.gateway._rsgi import RSGIProtocol, RSGIScope, run_asgi
+from bastion.gateway.proxy import send_denial, view_from_scope
 from bastion.gateway.runtime import Runtime
 
+AUTHORIZATION_SERVER = "authorization_server"  # the front door named in audit and metrics
 log = logging.getLogger("bastion.app")
 JSON = ("content-type", "application/json")
 
@@ -92,7 +94,14 @@ class GatewayApp:
             await system(runtime, scope, send)
             return
         if runtime.oauth is not None and runtime.oauth.handles(path):
-            await runtime.oauth.app(scope, receive, send)  # the authorization server
+            # The authorization server authenticates its callers itself; the per-address
+            # limit before authentication holds for its endpoints as for the gateway's.
+            view = view_from_scope(scope, runtime.trust)
+            denied = await runtime.gateway.limit_address(view, AUTHORIZATION_SERVER)
+            if denied is not None:
+                await send_denial(send, denied)
+                return
+            await runtime.oauth.app(scope, receive, send)
             return
         await runtime.proxy(scope, receive, send)
 

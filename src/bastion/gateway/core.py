@@ -154,6 +154,29 @@ class Gateway:
         self.observer.decided(request, decision, front_door, time.perf_counter() - started)
         return decision
 
+    async def limit_address(self, request: RequestView, front_door: str) -> Decision | None:
+        """The pre-authentication per-address limit alone, for requests the core does not
+        decide (the authorization server's endpoints, which authenticate themselves):
+        None within it, else the denial — 429, or 503 when the counters cannot be
+        reached — observed like any decision."""
+        started = time.perf_counter()
+        limiter = self.limiter
+        check = self._ip_checks.get(request.client_ip)
+        if check is None:
+            check = self._ip_check(request.client_ip)
+        try:
+            local = limiter.in_process
+            result = limiter.hit_all_now(check) if local else await limiter.hit_all(check)
+            if result is None or result.allowed:
+                return None
+            self._tighter(result, None)  # raises RateLimited
+        except BastionError as exc:
+            decision = Decision(allowed=False, status=exc.status, request_id=request.request_id)
+            self._deny(decision, exc)
+            self.observer.decided(request, decision, front_door, time.perf_counter() - started)
+            return decision
+        return None  # pragma: no cover - _tighter raised
+
     def _deny(self, decision: Decision, error: BastionError) -> None:
         decision.allowed = False
         decision.status = error.status
