@@ -4,6 +4,8 @@ forward auth is asked over both ASGI and granian's RSGI."""
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -301,26 +303,42 @@ async def test_proxied_responses_are_hardened(app: GatewayApp, deployment: Deplo
     assert tls.headers["strict-transport-security"].startswith("max-age=31536000")
 
 
+@contextlib.asynccontextmanager
+async def limited_gateway(
+    tmp_path: Path, upstream: str, **rate_limits: str
+) -> AsyncIterator[tuple[Deployment, GatewayApp, httpx.AsyncClient]]:
+    """A started gateway with these rate limits, and a client whose peer is 127.0.0.1:
+    a trusted proxy here, so X-Forwarded-For names the client."""
+    d = await make_deployment(tmp_path / "d", upstream, rate_limits=rate_limits)
+    app = GatewayApp(load_config(d.config_file))
+    await app.startup()
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            yield d, app, client
+    finally:
+        await app.shutdown()
+
+
+async def forward_auth(client: httpx.AsyncClient, ip: str, api_key: str) -> int:
+    """The status of a forward-auth decision for ``api_key`` from client ``ip``."""
+    headers = {
+        "X-API-Key": api_key,
+        "X-Forwarded-For": ip,
+        "X-Forwarded-Method": "GET",
+        "X-Forwarded-Uri": "/api/x",
+    }
+    return (await client.get("/_bastion/auth", headers=headers)).status_code
+
+
 async def test_the_per_ip_limit_counts_an_ipv6_client_by_its_64(
     tmp_path: Path, upstream: str
 ) -> None:
-    d = await make_deployment(tmp_path / "d", upstream, rate_limits={"per_ip": "2/minute"})
-    app = GatewayApp(load_config(d.config_file))
-    await app.startup()
-    transport = httpx.ASGITransport(app=app)  # peer 127.0.0.1: a trusted proxy here
-    forwarded = {"X-API-Key": d.api_key, "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/api/x"}
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-
-            async def ask(ip: str) -> int:
-                headers = {**forwarded, "X-Forwarded-For": ip}
-                return (await client.get("/_bastion/auth", headers=headers)).status_code
-
-            # Three addresses of one /64 share its budget of two; another /64 has its own.
-            assert [await ask(f"2001:db8:5:5::{n}") for n in (1, 2, 3)] == [200, 200, 429]
-            assert await ask("2001:db8:5:6::1") == 200
-    finally:
-        await app.shutdown()
+    async with limited_gateway(tmp_path, upstream, per_ip="2/minute") as (d, _app, client):
+        # Three addresses of one /64 share its budget of two; another /64 has its own.
+        asked = [await forward_auth(client, f"2001:db8:5:5::{n}", d.api_key) for n in (1, 2, 3)]
+        assert asked == [200, 200, 429]
+        assert await forward_auth(client, "2001:db8:5:6::1", d.api_key) == 200
 
 
 async def test_others_failing_a_key_do_not_lock_its_owner_out(
@@ -330,31 +348,14 @@ async def test_others_failing_a_key_do_not_lock_its_owner_out(
     # address. Someone who knows a key's id could keep failing it and lock every user of
     # the key out; where the key authenticated before, only the address's count holds.
     limits = {"failed_auth_per_account": "3/minute", "failed_auth_per_ip": "100/minute"}
-    d = await make_deployment(tmp_path / "d", upstream, rate_limits=limits)
-    app = GatewayApp(load_config(d.config_file))
-    await app.startup()
-    key = d.api_key
-    wrong = key[:-10] + ("a" if key[-10] != "a" else "b") + key[-9:]  # same key id
-    transport = httpx.ASGITransport(app=app)  # peer 127.0.0.1: a trusted proxy here
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-
-            async def ask(ip: str, api_key: str) -> int:
-                headers = {
-                    "X-API-Key": api_key,
-                    "X-Forwarded-For": ip,
-                    "X-Forwarded-Method": "GET",
-                    "X-Forwarded-Uri": "/api/x",
-                }
-                return (await client.get("/_bastion/auth", headers=headers)).status_code
-
-            assert await ask("198.51.100.1", key) == 200  # the owner, as usual
-            attacks = [await ask("203.0.113.66", wrong) for _ in range(4)]
-            assert attacks == [401, 401, 401, 429]  # the key's failure budget is spent
-            assert await ask("198.51.100.99", key) == 429  # the key, from somewhere new
-            assert await ask("198.51.100.1", key) == 200  # its owner, where it was used
-    finally:
-        await app.shutdown()
+    async with limited_gateway(tmp_path, upstream, **limits) as (d, _app, client):
+        key = d.api_key
+        wrong = key[:-10] + ("a" if key[-10] != "a" else "b") + key[-9:]  # same key id
+        assert await forward_auth(client, "198.51.100.1", key) == 200  # the owner, as usual
+        attacks = [await forward_auth(client, "203.0.113.66", wrong) for _ in range(4)]
+        assert attacks == [401, 401, 401, 429]  # the key's failure budget is spent
+        assert await forward_auth(client, "198.51.100.99", key) == 429  # from somewhere new
+        assert await forward_auth(client, "198.51.100.1", key) == 200  # its owner's address
 
 
 async def test_the_authorization_servers_endpoints_are_limited_per_address(
@@ -362,30 +363,21 @@ async def test_the_authorization_servers_endpoints_are_limited_per_address(
 ) -> None:
     # The token endpoint (and every other of the authorization server's) authenticates
     # its callers itself; the per-address limit before authentication holds there too.
-    d = await make_deployment(tmp_path / "d", upstream, rate_limits={"per_ip": "3/minute"})
-    app = GatewayApp(load_config(d.config_file))
-    await app.startup()
-    transport = httpx.ASGITransport(app=app)  # peer 127.0.0.1: a trusted proxy here
     form = {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+    async with limited_gateway(tmp_path, upstream, per_ip="3/minute") as (d, app, client):
 
-            async def token(ip: str) -> httpx.Response:
-                return await client.post(
-                    "/oauth2/token", data=form, headers={"X-Forwarded-For": ip}
-                )
+        async def token(ip: str) -> httpx.Response:
+            return await client.post("/oauth2/token", data=form, headers={"X-Forwarded-For": ip})
 
-            answers = [await token("198.51.100.5") for _ in range(4)]
-            assert all(a.status_code in (400, 401) for a in answers[:3])  # refused: no client
-            limited = answers[3]
-            assert limited.status_code == 429
-            assert limited.headers["content-type"] == "application/problem+json"
-            assert int(limited.headers["retry-after"]) > 0
-            assert (await token("198.51.100.6")).status_code in (400, 401)  # another address
+        answers = [await token("198.51.100.5") for _ in range(4)]
+        assert all(a.status_code in (400, 401) for a in answers[:3])  # refused: no client
+        limited = answers[3]
+        assert limited.status_code == 429
+        assert limited.headers["content-type"] == "application/problem+json"
+        assert int(limited.headers["retry-after"]) > 0
+        assert (await token("198.51.100.6")).status_code in (400, 401)  # another address
         assert app.runtime is not None
         app.runtime.audit.flush()
         lines = [orjson.loads(line) for line in d.audit_log.read_bytes().splitlines()]
         denied = [x for x in lines if x.get("front_door") == "authorization_server"]
         assert [(x["status"], x["client_ip"]) for x in denied] == [(429, "198.51.100.5")]
-    finally:
-        await app.shutdown()

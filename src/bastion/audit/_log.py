@@ -110,7 +110,6 @@ class AuditLog:
         self._closed = False
         self.failing = False  # the last write failed; lines are held for the next try
         self.dropped = 0  # lines dropped while failing (see _append_held)
-        self.blocked = False  # held lines passed BACKLOG_MAX_BYTES
 
     def emit(self, event: Mapping[str, Any], *, plain_keys: bool = False) -> None:
         """Queue one event as a JSON line; never raises for odd values, never blocks.
@@ -202,6 +201,11 @@ class AuditLog:
         return True
 
     @property
+    def blocked(self) -> bool:
+        """Writes fail and the lines held passed :data:`BACKLOG_MAX_BYTES`."""
+        return self.failing and len(self._buffer) > BACKLOG_MAX_BYTES
+
+    @property
     def held_bytes(self) -> int:
         """Bytes held because writes fail (0 while the log is writable)."""
         return len(self._buffer) if self.failing else 0
@@ -229,7 +233,6 @@ class AuditLog:
             self.dropped += line.count(b"\n")
             return
         self._buffer += line
-        self.blocked = len(self._buffer) > BACKLOG_MAX_BYTES
 
     def timestamp(self) -> str:
         """Now, as the ``ts`` of an event (callers that build the event dict add it
@@ -270,7 +273,7 @@ class AuditLog:
                 out.write(data)
                 out.flush()
             else:
-                while view:
+                while view:  # kept here: a failed write must leave what is unwritten
                     view = view[os.write(self._fd, view) :]
         except (OSError, ValueError) as exc:  # ValueError: stdout closed
             self._hold(bytes(view), exc)
@@ -281,7 +284,7 @@ class AuditLog:
                 len(data),
                 self.dropped,
             )
-            self.failing = self.blocked = False
+            self.failing = False
             self.dropped = 0
 
     def _hold(self, unwritten: bytes, exc: Exception) -> None:
@@ -292,7 +295,6 @@ class AuditLog:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             log.error("audit log write failed (%s): holding lines, retrying", reason)
         self.failing = True
-        self.blocked = len(self._buffer) > BACKLOG_MAX_BYTES
         if not self._closed:
             self._arm_timer()
 

@@ -167,15 +167,13 @@ class Gateway:
         try:
             local = limiter.in_process
             result = limiter.hit_all_now(check) if local else await limiter.hit_all(check)
-            if result is None or result.allowed:
-                return None
-            self._tighter(result, None)  # raises RateLimited
+            self._tighter(result, None)  # raises RateLimited when denied
         except BastionError as exc:
             decision = Decision(allowed=False, status=exc.status, request_id=request.request_id)
             self._deny(decision, exc)
             self.observer.decided(request, decision, front_door, time.perf_counter() - started)
             return decision
-        return None  # pragma: no cover - _tighter raised
+        return None
 
     def _deny(self, decision: Decision, error: BastionError) -> None:
         decision.allowed = False
