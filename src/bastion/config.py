@@ -158,6 +158,10 @@ class RouteConfig(_Frozen):
     # insufficient_user_authentication with acr_values/max_age in the challenge.
     acr: str | None = Field(None, pattern=r"^[\x21\x23-\x5b\x5d-\x7e]{1,255}$")
     max_age: int | None = Field(None, ge=0)
+    # WebSocket handshakes (GET with Upgrade: websocket) are refused unless the route
+    # accepts them; accepted ones are decided like any request and then re-checked
+    # while open (see WebSocketConfig).
+    websocket: bool = False
 
     @field_validator("path_prefix")
     @classmethod
@@ -191,6 +195,8 @@ class RouteConfig(_Frozen):
             raise ValueError("a public route cannot require scopes or roles")
         if self.public and (self.acr is not None or self.max_age is not None):
             raise ValueError("a public route cannot require acr or max_age")
+        if self.websocket and self.methods is not None and "GET" not in self.methods:
+            raise ValueError("a websocket route must allow GET (the handshake is a GET)")
         return self
 
 
@@ -234,6 +240,19 @@ class InputLimits(_Frozen):
     # The longest a proxied response waits for the client to take the next piece
     # (nginx's send_timeout): a client that stops reading cannot hold the upstream.
     send_idle_seconds: float = Field(60.0, gt=0, le=3600)
+
+
+class WebSocketConfig(_Frozen):
+    """Connections of routes with ``websocket: true`` (docs/websockets.md)."""
+
+    # While a connection is open its credential is checked again this often (revoked
+    # keys and tokens, disabled users, changed scopes): refused, the connection is
+    # closed with 1008. It is closed when the credential expires, whatever this says.
+    recheck_seconds: float = Field(60.0, ge=1, le=3600)
+    # Closed (1001) when no message has passed either way for this long.
+    idle_seconds: float = Field(300.0, gt=0, le=86400)
+    # A message larger than this, either way, closes the connection (1009).
+    max_message_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
 
 class AuditConfig(_Frozen):
@@ -366,6 +385,7 @@ class Config(_Frozen):
     routes: list[RouteConfig] = Field(default_factory=list)
     rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
     limits: InputLimits = Field(default_factory=InputLimits)
+    websockets: WebSocketConfig = Field(default_factory=WebSocketConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     forwarded: ForwardedConfig = Field(default_factory=ForwardedConfig)
     basic: BasicConfig = Field(default_factory=BasicConfig)

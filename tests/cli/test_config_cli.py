@@ -103,3 +103,25 @@ def test_serve_with_bad_master_key_fails_cleanly(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--config", str(config)])
     assert result.exit_code == 2
     assert "master key" in result.output
+
+
+def test_websocket_settings_are_checked(tmp_path: Path) -> None:
+    config = tmp_path / "bastion.yaml"
+    route = {"name": "live", "path_prefix": "/live", "auth": ["api_key"], "websocket": True}
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "routes": [{**route, "methods": ["POST"]}],
+                "websockets": {"recheck_seconds": 0, "max_message_bytes": 10},
+            }
+        )
+    )
+    result = runner.invoke(app, ["config", "check", "--config", str(config)])
+    assert result.exit_code == 2
+    out = " ".join(result.output.split())
+    assert "must allow GET" in out
+    assert "websockets.recheck_seconds" in out
+    assert "websockets.max_message_bytes" in out
+    config.write_text(yaml.safe_dump({"routes": [route]}))
+    result = runner.invoke(app, ["config", "check", "--config", str(config)])
+    assert result.exit_code == 0, result.output

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -242,3 +243,61 @@ def test_route_with_method_lacking_authenticator_is_refused() -> None:
     config = parse_config({"routes": [{"name": "r", "auth": ["basic"]}]})
     with pytest.raises(ValueError, match="basic"):
         Gateway(config, authenticators={}, limiter=FakeLimiter(), observer=FakeObserver())
+
+
+@pytest.mark.parametrize(
+    ("upgrade", "refused"),
+    [("websocket", True), ("WebSocket", True), ("foo, websocket", True), ("h2c", False)],
+)
+async def test_a_websocket_handshake_needs_a_route_that_accepts_them(
+    parts: Any, upgrade: str, refused: bool
+) -> None:
+    gateway, _, _, _ = parts
+    decision = await gateway.decide(req(x_test_token="alice:read", upgrade=upgrade), "proxy")
+    assert decision.allowed is not refused
+    if refused:
+        assert (decision.status, decision.reason) == (403, "websocket_not_allowed")
+
+
+async def test_recheck_verifies_again_without_counting(parts: Any) -> None:
+    gateway, auth, limiter, observer = parts
+    route = gateway.routes.routes[-1]  # api: scope read
+    handshake = await gateway.decide(req(x_test_token="alice:read"), "proxy")
+    assert handshake.principal is not None
+    hits, events, calls = len(limiter.hits), len(observer.events), auth.calls
+    # Still valid: verified again (revocation is the method's answer), nothing counted.
+    view = req(x_test_token="alice:read")
+    assert await gateway.recheck(view, route, "proxy", handshake=handshake.principal) is None
+    assert auth.calls == calls + 1
+    assert (len(limiter.hits), len(observer.events)) == (hits, events)
+    # Refused now (a scope taken away, a bad credential): the denial, observed, and no
+    # failure counted against the account's throttle.
+    for token, status in (("alice:write", 403), ("bad", 401)):
+        denied = await gateway.recheck(
+            req(x_test_token=token), route, "websocket", handshake=handshake.principal
+        )
+        assert denied is not None
+        assert denied.status == status
+        assert observer.events[-1][1] is denied
+        assert observer.events[-1][2] == "websocket"
+    assert limiter.failures == []
+    auth.explode = True  # a bug or an unreachable dependency fails closed
+    denied = await gateway.recheck(view, route, "proxy", handshake=handshake.principal)
+    assert denied is not None
+    assert denied.status == 500
+
+
+async def test_recheck_refuses_past_expiry_whatever_the_verifier_says(parts: Any) -> None:
+    gateway, auth, _, _ = parts
+    route = gateway.routes.routes[-1]
+    handshake = await gateway.decide(req(x_test_token="alice:read"), "proxy")
+    assert handshake.principal is not None
+    expired = dataclasses.replace(handshake.principal, expires_at=gateway.clock() - 1)
+    calls = auth.calls
+    view = req(x_test_token="alice:read")
+    denied = await gateway.recheck(view, route, "proxy", handshake=expired)
+    assert denied is not None
+    assert (denied.status, denied.reason) == (401, "token_expired")
+    assert auth.calls == calls  # not even asked: verification leeway does not extend it
+    public = gateway.routes.routes[0]
+    assert await gateway.recheck(req("/public"), public, "proxy", handshake=expired) is None

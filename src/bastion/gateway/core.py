@@ -63,6 +63,13 @@ def _header_list(values: frozenset[str]) -> str:
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+def wants_websocket(headers: Mapping[str, str]) -> bool:
+    """Whether a request asks to become a WebSocket (RFC 6455 §4.1: ``Upgrade``
+    carries the ``websocket`` token, case-insensitively)."""
+    upgrade = headers.get("upgrade")
+    return upgrade is not None and "websocket" in (t.strip().lower() for t in upgrade.split(","))
+
+
 class _Known(NamedTuple):
     """A credential this gateway accepted without I/O on a route, and how to tell that
     the same credential would still be accepted the same way (see ``_authenticate_now``)."""
@@ -175,6 +182,48 @@ class Gateway:
             return decision
         return None
 
+    async def recheck(
+        self, request: RequestView, route: Route, front_door: str, *, handshake: Principal
+    ) -> Decision | None:
+        """A WebSocket's credential checked again while its connection is open (the
+        handshake ``request``, on the ``route`` it was allowed on, as ``handshake``):
+        None while it holds, else the denial, observed like any decision. Past the
+        credential's expiry it is refused outright (no verification leeway); else it is
+        verified afresh (revocation, a disabled user, changed scopes), with no rate limit
+        (the connection counted once when it opened) and no failure counted against the
+        failed-credential throttle (its owner sent nothing new)."""
+        if route.config.public:
+            return None
+        started = time.perf_counter()
+        decision = Decision(
+            allowed=False, status=500, request_id=request.request_id, path=request.path
+        )
+        decision.route = route
+        try:
+            if self.observer.blocked:
+                raise Unavailable("audit_unavailable")
+            expires_at = handshake.expires_at
+            if expires_at is not None and self.clock() >= expires_at:
+                decision.principal = handshake
+                if handshake.credential is CredentialType.JWT:
+                    raise InvalidToken("token_expired")
+                raise AuthenticationError("credential_expired")
+            principal = await self._choose(request, route).authenticate(request)
+            if not self._issuer_allowed(principal, route):
+                raise InvalidToken("issuer_not_allowed_on_route")
+            decision.principal = principal
+            if route.assurance:
+                self._check_assurance(principal, route)
+            self._authorize(principal, route)
+            return None
+        except BastionError as exc:
+            self._deny(decision, exc)
+        except Exception:  # fail closed, as decide does
+            log.exception("recheck failed", extra={"request_id": request.request_id})
+            self._deny(decision, InternalError("unexpected_error"))
+        self.observer.decided(request, decision, front_door, time.perf_counter() - started)
+        return decision
+
     def _deny(self, decision: Decision, error: BastionError) -> None:
         decision.allowed = False
         decision.status = error.status
@@ -273,6 +322,14 @@ class Gateway:
     async def _decide(self, request: RequestView, decision: Decision) -> None:
         decision.path, route = self.match(request)
         decision.route = route
+        if (
+            "upgrade" in request.headers
+            and not route.websocket
+            and wants_websocket(request.headers)
+        ):
+            # Whichever front door asks: a route opts in to connections that outlive the
+            # request (and then gets them checked again while open).
+            raise Forbidden("websocket_not_allowed")
         self._guard(request)
         limiter = self.limiter
         # In-process counters and a credential verified before answer without I/O: the

@@ -86,6 +86,7 @@ class Route:
     issuers: frozenset[str] | None
     limit_policy: str
     assurance: bool = False  # the route asks for an ``acr`` or a ``max_age``
+    websocket: bool = False  # the route accepts WebSocket handshakes
 
     @classmethod
     def compile(cls, config: RouteConfig) -> Route:
@@ -111,6 +112,7 @@ class Route:
             issuers=frozenset(config.issuers) if config.issuers is not None else None,
             limit_policy=f"route:{config.name}",
             assurance=config.acr is not None or config.max_age is not None,
+            websocket=config.websocket,
         )
 
     def matches_path(self, path: str) -> bool:
