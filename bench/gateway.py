@@ -439,6 +439,7 @@ http {{
     keepalive_requests 100000;
     upstream bastion {{ server 127.0.0.1:{bastion_port}; keepalive 32; }}
     upstream app     {{ server {upstream.removeprefix("http://")}; keepalive 32; }}
+    map $http_upgrade $bastion_connection {{ default upgrade; "" ""; }}
     server {{
         listen 127.0.0.1:{ports["static"]};
         location / {{ default_type application/json; return 200 '{STATIC_BODY}'; }}

@@ -136,3 +136,12 @@ async def make_deployment(
         deployment.reports_key,
     ]
     return deployment
+
+
+async def revoke_keys(d: Deployment, subject: str | None = None) -> None:
+    """Revoke every API key of ``d`` (of ``subject`` only, if given), as the CLI would."""
+    async with open_store(d.config) as ctx:
+        keys = ApiKeys.from_keyring(ctx.api_keys, ctx.keyring, d.config.api_keys)
+        for record in await ctx.api_keys.list(subject=subject):
+            await keys.revoke(record.key_id)
+        await keys.aclose()

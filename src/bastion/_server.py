@@ -49,7 +49,7 @@ def run_granian(spec: dict[str, Any]) -> None:
         ssl_cert=Path(spec["cert"]) if spec.get("cert") else None,
         ssl_key=Path(spec["key"]) if spec.get("key") else None,
         ssl_protocol_min=SSLProtocols.tls13 if spec.get("min_tls") == "1.3" else SSLProtocols.tls12,
-        websockets=False,
+        websockets=bool(spec.get("websockets")),
         # HTTP/1.1 only unless the config asks for HTTP/2: granian's auto mode reads a
         # connection's first bytes with no deadline (a silent connection is held for
         # good); HTTP/1 alone starts the head deadline when the connection opens.
@@ -91,7 +91,8 @@ def run_uvicorn(spec: dict[str, Any]) -> None:
         ssl_keyfile=spec.get("key"),
         ssl_version=ssl.PROTOCOL_TLS_SERVER,
         ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
-        ws="none",
+        ws="wsproto" if spec.get("websockets") else "none",
+        ws_max_size=int(spec.get("ws_max_bytes", 1024 * 1024)),
     )
 
 

@@ -1,11 +1,12 @@
 """A small upstream API for the quickstart and the tests: it echoes what reached it,
-so you can see the identity headers bastion adds and the credentials it strips."""
+so you can see the identity headers bastion adds and the credentials it strips. A
+WebSocket handshake on any path opens an echoing socket."""
 
 from __future__ import annotations
 
 import argparse
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 _SHOWN_PREFIXES = ("x-bastion-", "x-forwarded-", "authorization", "x-api-key", "x-request-id")
 
@@ -13,7 +14,33 @@ _SHOWN_PREFIXES = ("x-bastion-", "x-forwarded-", "authorization", "x-api-key", "
 MAX_FILL = 16 * 1024 * 1024
 
 
+def _seen(request: web.Request) -> dict[str, str]:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    seen = {k: v for k, v in headers.items() if k.startswith(_SHOWN_PREFIXES)}
+    if "x-bastion-assertion" in seen:
+        seen["x-bastion-assertion"] = seen["x-bastion-assertion"][:24] + "..."
+    return seen
+
+
+async def _socket(request: web.Request) -> web.StreamResponse:
+    """A WebSocket that echoes each message; ``whoami`` answers the handshake's headers."""
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    async for message in ws:
+        if message.type is WSMsgType.TEXT and message.data == "whoami":
+            await ws.send_json(
+                {"upstream": "demo", "path": request.path, "headers": _seen(request)}
+            )
+        elif message.type is WSMsgType.TEXT:
+            await ws.send_str(message.data)
+        elif message.type is WSMsgType.BINARY:
+            await ws.send_bytes(message.data)
+    return ws
+
+
 async def _echo(request: web.Request) -> web.StreamResponse:
+    if request.method == "GET" and "websocket" in request.headers.get("Upgrade", "").lower():
+        return await _socket(request)
     body = await request.read()
     fill = request.query.get("fill", "")
     if fill.isdigit() and int(fill) <= MAX_FILL:
@@ -28,10 +55,6 @@ async def _echo(request: web.Request) -> web.StreamResponse:
             left -= step
         await response.write_eof()
         return response
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    seen = {k: v for k, v in headers.items() if k.startswith(_SHOWN_PREFIXES)}
-    if "x-bastion-assertion" in seen:
-        seen["x-bastion-assertion"] = seen["x-bastion-assertion"][:24] + "..."
     return web.json_response(
         {
             "upstream": "demo",
@@ -39,7 +62,7 @@ async def _echo(request: web.Request) -> web.StreamResponse:
             "path": request.path,
             "query": request.query_string,
             "body_bytes": len(body),
-            "headers": seen,
+            "headers": _seen(request),
         }
     )
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._deploy import Deployment, make_deployment
+from tests._deploy import Deployment, base_config, make_deployment
 from tests._procs import bastion_serve, demo_upstream, running
 from tests._services import free_port
+from tests._ws import check_forward_auth_websockets
 
 SNIPPET = Path(__file__).parents[2] / "docs" / "snippets" / "Caddyfile"
 
@@ -34,9 +35,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Deplo
     folder = tmp_path_factory.mktemp("caddy-stack")
     with demo_upstream() as upstream:
         bastion_port = free_port()
+        routes = base_config(upstream)["routes"]
+        # A route that accepts WebSockets: the server then speaks WebSocket, and Caddy's
+        # forward-auth requests for handshakes (it copies Upgrade and Connection) arrive
+        # at bastion as WebSocket handshakes themselves.
+        live = {"name": "live", "path_prefix": "/live", "upstream": upstream}
+        routes.insert(0, {**live, "auth": ["api_key"], "websocket": True})
         d = asyncio.run(
             make_deployment(
-                folder / "bastion", upstream, listen={"host": "127.0.0.1", "port": bastion_port}
+                folder / "bastion",
+                upstream,
+                listen={"host": "127.0.0.1", "port": bastion_port},
+                routes=routes,
             )
         )
         with bastion_serve(d.config_file, bastion_port):
@@ -100,3 +110,10 @@ def test_spoofed_identity_headers_are_dropped(stack: tuple[str, Deployment]) -> 
     seen = response.json()["headers"]
     assert seen["x-bastion-subject"] == "anonymous"
     assert seen.get("x-bastion-roles", "") == ""
+
+
+def test_websocket_through_caddy_on_routes_that_accept_them(
+    stack: tuple[str, Deployment],
+) -> None:
+    base, d = stack
+    asyncio.run(check_forward_auth_websockets(base, d.api_key))

@@ -17,6 +17,7 @@ import pytest
 from tests._deploy import PASSWORD, Deployment, make_deployment
 from tests._procs import bastion_serve, demo_upstream, running
 from tests._services import free_port
+from tests._ws import check_forward_auth_websockets
 
 pytestmark = pytest.mark.nginx
 SNIPPET = Path(__file__).parents[2] / "docs" / "snippets" / "nginx-bastion.conf"
@@ -53,6 +54,7 @@ http {{
     scgi_temp_path {folder}/scgi;
     upstream bastion {{ server 127.0.0.1:{bastion_port}; keepalive 16; }}
     upstream app {{ server {upstream.removeprefix("http://")}; keepalive 16; }}
+    map $http_upgrade $bastion_connection {{ default upgrade; "" ""; }}
     server {{
         listen 127.0.0.1:{port};
         include {SNIPPET};
@@ -88,6 +90,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Deplo
 
         data = yaml.safe_load(deployment.config_file.read_text())
         data["routes"].insert(0, routes_extra)
+        live = {"name": "live", "path_prefix": "/live", "auth": ["api_key"], "websocket": True}
+        data["routes"].insert(0, live)
         # Behind nginx bastion only decides: no route has an upstream, so `bastion serve`
         # runs granian's RSGI interface (tests/gateway/test_rsgi.py).
         for route in data["routes"]:
@@ -224,3 +228,15 @@ def test_client_cannot_spoof_its_address_through_nginx(stack: tuple[str, Deploym
         subprocess.run(["sleep", "0.1"], check=True)
     assert '"client_ip":"127.0.0.1"' in text
     assert "198.51.100.99" not in text
+
+
+def test_websocket_through_nginx_on_routes_that_accept_them(
+    stack: tuple[str, Deployment],
+) -> None:
+    # nginx asks bastion about the handshake (its Upgrade header included), then upgrades
+    # the connection to the app: only on routes with websocket: true.
+    base, d = stack
+    asyncio.run(check_forward_auth_websockets(base, d.api_key))
+    # Plain requests still pass as before on both kinds of route.
+    assert get(base, "/live/x", x_api_key=d.api_key).status_code == 200
+    assert get(base, "/api/x", x_api_key=d.api_key).status_code == 200

@@ -158,6 +158,14 @@ class Metrics:
             registry=self.registry,
         ).set_function(held_bytes)
 
+    def watch_websockets(self, open_connections: Callable[[], float]) -> None:
+        """Expose the proxied WebSocket connections open now, read at scrape time."""
+        Gauge(
+            "bastion_websocket_connections",
+            "WebSocket connections the proxy holds open now.",
+            registry=self.registry,
+        ).set_function(open_connections)
+
     def _child(self, metric: Any, key: tuple[str, ...], labels: tuple[str, ...]) -> Any:
         child = self._children.get(key)
         if child is None:

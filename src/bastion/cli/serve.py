@@ -57,6 +57,9 @@ def server_spec(config: Config) -> dict[str, Any]:
         "max_header_bytes": config.limits.max_header_bytes,
         "head_timeout": config.limits.head_timeout_seconds,
         "http2": listen.http2,
+        # The server speaks WebSocket only where a proxied route accepts it.
+        "websockets": any(r.websocket and r.upstream is not None for r in config.routes),
+        "ws_max_bytes": config.websockets.max_message_bytes,
     }
 
 
@@ -78,6 +81,8 @@ def run_server(
             "listen.tls.min_version 1.3 cannot be held by uvicorn (it would accept TLS 1.2): "
             "serve with granian (the default) or terminate TLS in front of bastion"
         )
+    if server is Server.UVICORN and spec["websockets"] and not importlib.util.find_spec("wsproto"):
+        fail("routes accept WebSockets: uvicorn needs wsproto for them (pip install wsproto)")
     if server is Server.UVICORN and spec["http2"]:
         fail("listen.http2 needs granian (the default): uvicorn serves HTTP/1.1 only here")
     # granian serves RSGI when no route is proxied (docs/deployment.md), else ASGI.

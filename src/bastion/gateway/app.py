@@ -18,7 +18,7 @@ import orjson
 
 from bastion.config import Config, load_config
 from bastion.gateway import forward_auth
-from bastion.gateway._asgi import SECURITY_HEADERS, Receive, Scope, Send, peer_address
+from bastion.gateway._asgi import SECURITY_HEADERS, Message, Receive, Scope, Send, peer_address
 from bastion.gateway._asgi import send_response as respond
 from bastion.gateway._rsgi import RSGIProtocol, RSGIScope, run_asgi
 from bastion.gateway.proxy import send_denial, view_from_scope
@@ -66,15 +66,34 @@ class GatewayApp:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
-            # WebSocket upgrades are not decided yet: refuse rather than pass unchecked.
-            await send({"type": "websocket.close", "code": 1008})
+            await self._websocket(scope, receive, send)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _started(self) -> Runtime:
         if self.runtime is None:
             await self.startup()
         runtime = self.runtime
         if runtime is None:  # pragma: no cover - startup either sets it or raises
             raise RuntimeError("runtime not started")
+        return runtime
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = await self._started()
+        path = scope["path"]
+        if path == self._forward_auth_path or path.startswith(self._forward_auth_prefix):
+            # Caddy and Traefik copy a client's Upgrade and Connection headers onto the
+            # forward-auth request: the server then hands it over as a WebSocket. It is
+            # answered as the HTTP request it is, through ASGI's denial response.
+            if "websocket.http.response" not in scope.get("extensions", {}):
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await receive()  # websocket.connect
+            as_http = {**scope, "type": "http", "method": "GET"}
+            await self._http(as_http, receive, _as_denial_response(send))
+            return
+        await runtime.proxy.websocket(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = await self._started()
         path = scope["path"]
         if path == self._forward_auth_path:
             await forward_auth.handle(runtime.gateway, runtime.trust, scope, send)
@@ -161,6 +180,18 @@ class GatewayApp:
         body = orjson.dumps(runtime.public_jwks())
         headers = [JSON, ("cache-control", "public, max-age=300")]
         await respond(send, 200, headers, body)
+
+
+def _as_denial_response(send: Send) -> Send:
+    """``send`` for an HTTP response given in answer to a WebSocket handshake."""
+
+    async def denial(message: Message) -> None:
+        kind = message["type"]
+        if kind in ("http.response.start", "http.response.body"):
+            message = {**message, "type": "websocket." + kind}
+        await send(message)
+
+    return denial
 
 
 def from_env() -> GatewayApp:

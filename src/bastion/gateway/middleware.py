@@ -30,6 +30,7 @@ from bastion.errors import (
     PayloadTooLarge,
     RequestTimeout,
 )
+from bastion.gateway import websocket
 from bastion.gateway._asgi import ASGIApp, Message, Receive, Scope, Send, bounded_receive
 from bastion.gateway.decision import Decision
 from bastion.gateway.proxy import send_denial, view_from_scope
@@ -76,8 +77,7 @@ class BastionMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "websocket":
-                # Not decided by bastion yet: refuse rather than let it through unchecked.
-                await send({"type": "websocket.close", "code": 1008})
+                await self._websocket(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
@@ -108,6 +108,24 @@ class BastionMiddleware:
                 raise
             decision.allowed, decision.status, decision.error = False, exc.status, exc
             await send_denial(send, decision)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Decide the handshake; run the app's endpoint while the credential holds."""
+        runtime = await self._ensure()
+        handshake = await websocket.decide_handshake(
+            runtime.gateway, runtime.trust, scope, receive, send, FRONT_DOOR
+        )
+        if handshake is None:
+            return
+        connect, view, decision, route, principal = handshake
+        scope[PRINCIPAL_KEY] = principal
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        state["request_id"] = decision.request_id
+        watch = websocket.Watch(
+            runtime.gateway, view, route, principal, runtime.config.websockets, FRONT_DOOR
+        )
+        await websocket.guard_app(self.app, scope, connect, receive, send, watch)
 
 
 def _with_headers(send: Send, decision: Decision, runtime: Runtime, secure: bool) -> Send:

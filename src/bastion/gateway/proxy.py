@@ -8,8 +8,10 @@ headers are always removed so the upstream sees only what bastion asserts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -58,6 +60,10 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 SMALL_BODY = 64 * 1024  # responses up to this size are sent in one piece
 
 
+class _Redirected(Exception):
+    """An upstream answered a WebSocket handshake with a redirect."""
+
+
 class BadGateway(BastionError):
     status = 502
     code = "bad_gateway"
@@ -70,18 +76,24 @@ class GatewayTimeout(BastionError):
     title = "Gateway timeout"
 
 
+def _refuse(decision: Decision, error: BastionError) -> Decision:
+    """``decision`` turned into a denial by what happened after it (the upstream's part)."""
+    decision.allowed, decision.status, decision.error = False, error.status, error
+    return decision
+
+
 def view_from_scope(scope: Scope, trust: Trust) -> RequestView:
     """The request as the client sent it to bastion directly."""
     headers = header_dict(scope["headers"])
     peer = peer_address(scope)
     trusted = trust.trusted(peer)
-    secure = scope.get("scheme") == "https"
+    secure = scope.get("scheme") in ("https", "wss")
     if trusted and not secure:
         secure = headers.get("x-forwarded-proto", "").lower() == "https"
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else quote(scope["path"], safe=_PATH_SAFE)
     return RequestView(
-        method=scope["method"],
+        method=scope.get("method", "GET"),  # a WebSocket handshake is a GET
         path=path.partition("?")[0],
         query=scope.get("query_string", b"").decode("latin-1"),
         host=headers.get("host", ""),
@@ -121,6 +133,8 @@ class Proxy:
         self.send_idle = gateway.config.limits.send_idle_seconds
         self.hardening = Hardening(gateway.config.response_headers)
         self._session: aiohttp.ClientSession | None = None
+        self._ws_session: aiohttp.ClientSession | None = None
+        self.open_websockets = 0
         self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
 
     async def start(self) -> aiohttp.ClientSession:
@@ -133,10 +147,61 @@ class Proxy:
             )
         return self._session
 
+    async def _open_ws(
+        self, route: Route, url: str, headers: list[tuple[str, str]], protocols: Iterable[str]
+    ) -> aiohttp.ClientWebSocketResponse:
+        """The upstream's side of a WebSocket; BadGateway or GatewayTimeout if it fails."""
+        import aiohttp
+
+        session = self._ws_session or self._start_ws()
+        try:
+            async with asyncio.timeout(route.config.timeout_seconds):
+                return await session.ws_connect(
+                    url,
+                    headers=headers,
+                    protocols=protocols,
+                    max_msg_size=self.gateway.config.websockets.max_message_bytes,
+                    autoclose=False,
+                    autoping=True,
+                    compress=0,
+                )
+        except _Redirected:
+            reason = "upstream_redirected_websocket"
+        except aiohttp.WSServerHandshakeError as exc:
+            reason = f"upstream_refused_websocket:{exc.status}"
+        except TimeoutError:
+            self._upstream_failed(route.name)
+            raise GatewayTimeout("upstream_timeout") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            reason = f"upstream_unreachable:{exc.__class__.__name__}"
+        self._upstream_failed(route.name)
+        log.warning("websocket to upstream %s failed: %s", route.name, reason)
+        raise BadGateway(reason)
+
+    def _start_ws(self) -> aiohttp.ClientSession:
+        """The WebSocket handshakes' own client: aiohttp's ``ws_connect`` follows
+        redirects and takes no option not to; a redirect would carry the identity
+        headers to a host the config does not name, so it ends the handshake."""
+        import aiohttp
+
+        async def refuse(*_: object) -> None:
+            raise _Redirected
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_redirect.append(refuse)
+        self._ws_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trace_configs=[trace],
+        )
+        return self._ws_session
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._ws_session):
+            if session is not None:
+                await session.close()
+        self._session = self._ws_session = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         view = view_from_scope(scope, self.trust)
@@ -146,9 +211,7 @@ class Proxy:
             await send_denial(send, decision)
             return
         if route.config.upstream is None:
-            error = BadGateway("route_without_upstream")
-            decision.allowed, decision.status, decision.error = False, error.status, error
-            await send_denial(send, decision)
+            await send_denial(send, _refuse(decision, BadGateway("route_without_upstream")))
             return
         started = False
 
@@ -172,6 +235,81 @@ class Proxy:
                 return
             decision.allowed, decision.status, decision.error = False, exc.status, exc
             await send_denial(send, decision)
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket handshake: decided, then relayed to the route's upstream while the
+        credential holds (bastion.gateway.websocket)."""
+        from bastion.gateway import websocket as ws
+
+        handshake = await ws.decide_handshake(
+            self.gateway, self.trust, scope, receive, send, FRONT_DOOR
+        )
+        if handshake is None:
+            return
+        _, view, decision, route, principal = handshake
+        if route.config.upstream is None:
+            await ws.deny_handshake(
+                scope, send, _refuse(decision, BadGateway("route_without_upstream"))
+            )
+            return
+        settings = self.gateway.config.websockets
+        base = str(route.config.upstream).rstrip("/")
+        url = "ws" + base[4:] + quote(route.upstream_path(decision.path), safe=_PATH_SAFE)
+        if view.query:
+            url += "?" + view.query
+        headers = [
+            (name, value)
+            for name, value in self._upstream_headers(view, decision, route)
+            if not name.startswith("sec-websocket-")
+        ]
+        try:
+            upstream = await self._open_ws(route, url, headers, scope.get("subprotocols") or ())
+        except BastionError as exc:
+            await ws.deny_handshake(scope, send, _refuse(decision, exc))
+            return
+        opened = time.monotonic()
+        code, reason = ws.NORMAL, "accept_failed"
+        self.open_websockets += 1
+        try:
+            accept_headers = [(b"x-request-id", decision.request_id.encode())]
+            accept_headers += [(k.encode(), v.encode()) for k, v in decision.headers]
+            await send(
+                {
+                    "type": "websocket.accept",
+                    "subprotocol": upstream.protocol,
+                    "headers": accept_headers,
+                }
+            )
+            watch = ws.Watch(
+                self.gateway,
+                view,
+                route,
+                principal,
+                settings,
+                FRONT_DOOR,
+                idle_seconds=settings.idle_seconds,
+            )
+            code, reason = await ws.relay(
+                receive,
+                send,
+                upstream,
+                watch,
+                max_bytes=settings.max_message_bytes,
+                send_idle=self.send_idle,
+            )
+        finally:
+            self.open_websockets -= 1
+            if not upstream.closed:
+                with contextlib.suppress(Exception):  # gone already, or never answering
+                    await asyncio.wait_for(upstream.close(), timeout=5)
+            log.info(
+                "websocket closed: route=%s request_id=%s code=%d reason=%s seconds=%.1f",
+                route.name,
+                decision.request_id,
+                code,
+                reason,
+                time.monotonic() - opened,
+            )
 
     def _upstream_headers(
         self, view: RequestView, decision: Decision, route: Route

@@ -194,6 +194,7 @@ class Runtime:
         )
         trust = Trust(config.forwarded.trusted_proxies)
         proxy = Proxy(gateway, trust, on_upstream_error=metrics.upstream_error)
+        metrics.watch_websockets(lambda: proxy.open_websockets)
         if any(route.upstream is not None for route in config.routes):
             await proxy.start()  # else its HTTP client (aiohttp) is never loaded
         runtime = cls(

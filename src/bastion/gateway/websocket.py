@@ -1,0 +1,323 @@
+"""WebSocket connections: the handshake decided like any request, then the credential
+watched while the connection is open (continuous authentication).
+
+A connection outlives the request that opened it, so a check at the handshake alone
+would let a revoked key or an expired token keep a socket for hours. :class:`Watch`
+closes the connection (1008) when the credential expires, or when a re-check every
+``websockets.recheck_seconds`` refuses it; the re-check is audited like any decision.
+The proxy relays messages between the client and the route's upstream
+(:func:`relay`); the embedding middleware runs the app under the same watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+from bastion.config import WebSocketConfig
+from bastion.gateway._asgi import Message, Receive, Scope, Send, Trust
+from bastion.gateway.core import Gateway
+from bastion.gateway.decision import PROBLEM_TYPE, Decision
+from bastion.gateway.routes import Route
+from bastion.model import Principal, RequestView
+
+if TYPE_CHECKING:
+    import aiohttp
+
+log = logging.getLogger("bastion.websocket")
+
+# RFC 6455 §7.4.1: codes an endpoint may send in a close frame.
+POLICY_VIOLATION = 1008
+MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
+TRY_AGAIN_LATER = 1013
+BAD_GATEWAY = 1014
+GOING_AWAY = 1001
+NORMAL = 1000
+_UNSENDABLE = frozenset({1004, 1005, 1006, 1015})
+
+Close = tuple[int, str]  # close code and reason
+CLIENT_CLOSED = "client_closed"
+
+
+def sendable(code: int | None, fallback: int = NORMAL) -> int:
+    """A close code that may go into a close frame (``fallback`` for 1005/1006 and the
+    like, which only describe a connection that closed without one)."""
+    if code is None or code in _UNSENDABLE or not (1000 <= code <= 1014 or 3000 <= code <= 4999):
+        return fallback
+    return code
+
+
+def close_for(decision: Decision) -> Close:
+    """The close frame for a refused re-check: a refused credential is a policy
+    violation; a limit or an unavailable dependency asks the client to come back."""
+    if decision.status in (401, 403):
+        return POLICY_VIOLATION, decision.code
+    return (TRY_AGAIN_LATER if decision.status in (429, 503) else INTERNAL_ERROR), decision.code
+
+
+class Handshake(NamedTuple):
+    """An allowed handshake: what the client sent, and the decision's parts."""
+
+    connect: Message
+    view: RequestView
+    decision: Decision
+    route: Route
+    principal: Principal
+
+
+async def decide_handshake(
+    gateway: Gateway, trust: Trust, scope: Scope, receive: Receive, send: Send, front_door: str
+) -> Handshake | None:
+    """Decide a WebSocket handshake; None when it was refused (the refusal sent) or the
+    client left before it."""
+    from bastion.gateway.proxy import view_from_scope  # the proxy imports this module
+
+    connect = await receive()
+    if connect["type"] != "websocket.connect":
+        return None
+    view = view_from_scope(scope, trust)
+    decision = await gateway.decide(view, front_door)
+    route, principal = decision.route, decision.principal
+    if not decision.allowed or route is None or principal is None:
+        await deny_handshake(scope, send, decision)
+        return None
+    return Handshake(connect, view, decision, route, principal)
+
+
+async def deny_handshake(scope: Scope, send: Send, decision: Decision) -> None:
+    """Refuse a handshake with the decision's status, challenge and problem body where
+    the server supports ASGI's denial response; else a plain refusal (403)."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = decision.problem_body()
+        headers = [
+            ("content-type", PROBLEM_TYPE),
+            *decision.headers,
+            ("x-request-id", decision.request_id),
+            ("content-length", str(len(body))),
+        ]
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        await send(
+            {"type": "websocket.http.response.start", "status": decision.status, "headers": raw}
+        )
+        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+        return
+    await send({"type": "websocket.close", "code": POLICY_VIOLATION})
+
+
+class Watch:
+    """When an open connection must close, its credential's expiry, a refused re-check
+    and (when ``idle_seconds`` is set) a connection with no traffic deciding."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        view: RequestView,
+        route: Route,
+        principal: Principal,
+        settings: WebSocketConfig,
+        front_door: str,
+        *,
+        idle_seconds: float | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.view = view
+        self.route = route
+        self.principal = principal
+        self.front_door = front_door
+        self.recheck_seconds = settings.recheck_seconds
+        self.idle_seconds = idle_seconds
+        self.last_traffic = time.monotonic()
+
+    def touch(self) -> None:
+        self.last_traffic = time.monotonic()
+
+    async def closing(self) -> Close:
+        """Wait until the connection must close; the close frame to send."""
+        gateway, route = self.gateway, self.route
+        wait_for_credential = math.inf if route.config.public else self.recheck_seconds
+        next_check = time.monotonic() + wait_for_credential
+        expires_at = self.principal.expires_at
+        while True:
+            now = time.monotonic()
+            if expires_at is not None and gateway.clock() >= expires_at:
+                # Exactly at expiry, whatever leeway verification allows.
+                next_check = now
+            if now >= next_check:
+                denied = await gateway.recheck(
+                    self.view, route, self.front_door, handshake=self.principal
+                )
+                if denied is not None:
+                    return close_for(denied)
+                next_check = time.monotonic() + wait_for_credential
+                continue
+            wait = next_check - now
+            if expires_at is not None:
+                wait = min(wait, max(0.0, expires_at - gateway.clock()))
+            if self.idle_seconds is not None:
+                idle_left = self.last_traffic + self.idle_seconds - now
+                if idle_left <= 0:
+                    return GOING_AWAY, "idle_timeout"
+                wait = min(wait, idle_left)
+            await asyncio.sleep(wait)
+
+
+def _size(message: Message) -> int:
+    text = message.get("text")
+    if text is not None:
+        return len(text.encode("utf-8", "surrogatepass"))
+    return len(message.get("bytes") or b"")
+
+
+async def relay(
+    receive: Receive,
+    send: Send,
+    upstream: aiohttp.ClientWebSocketResponse,
+    watch: Watch,
+    *,
+    max_bytes: int,
+    send_idle: float,
+) -> Close:
+    """Relay messages both ways until one side closes or ``watch`` decides; close both
+    sides. Returns the close sent to the client (or received from it)."""
+    import aiohttp
+
+    async def timed(step: Awaitable[None]) -> None:
+        # A peer that stops reading cannot hold the connection (nginx's send_timeout).
+        async with asyncio.timeout(send_idle):
+            await step
+
+    async def from_client() -> Close:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                return sendable(message.get("code")), CLIENT_CLOSED
+            if kind != "websocket.receive":
+                continue
+            if _size(message) > max_bytes:
+                return MESSAGE_TOO_BIG, "message_too_big"
+            watch.touch()
+            text = message.get("text")
+            if text is not None:
+                await timed(upstream.send_str(text))
+            else:
+                await timed(upstream.send_bytes(message.get("bytes") or b""))
+
+    async def from_upstream() -> Close:
+        while True:
+            message = await upstream.receive()
+            kind = message.type
+            if kind is aiohttp.WSMsgType.TEXT:
+                watch.touch()
+                await timed(send({"type": "websocket.send", "text": message.data}))
+            elif kind is aiohttp.WSMsgType.BINARY:
+                watch.touch()
+                await timed(send({"type": "websocket.send", "bytes": message.data}))
+            elif kind is aiohttp.WSMsgType.CLOSE:
+                return sendable(message.data), "upstream_closed"
+            elif kind is aiohttp.WSMsgType.ERROR:
+                if upstream.close_code == MESSAGE_TOO_BIG:
+                    return MESSAGE_TOO_BIG, "message_too_big"
+                return BAD_GATEWAY, "upstream_error"
+            elif kind in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                return BAD_GATEWAY, "upstream_closed"
+
+    sides = {
+        asyncio.ensure_future(from_client()): "client",
+        asyncio.ensure_future(from_upstream()): "upstream",
+        asyncio.ensure_future(watch.closing()): "watch",
+    }
+    try:
+        done, _ = await asyncio.wait(sides, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in sides:
+            task.cancel()
+        await asyncio.gather(*sides, return_exceptions=True)
+    task = next(iter(done))
+    side = sides[task]
+    error = task.exception()
+    if error is not None:
+        # A peer that went away mid-send, or a send that timed out.
+        log.info("websocket %s relay ended: %s", side, error.__class__.__name__)
+        code, reason = (
+            (GOING_AWAY, "send_timeout")
+            if isinstance(error, TimeoutError)
+            else (
+                GOING_AWAY,
+                f"{side}_gone",
+            )
+        )
+    else:
+        code, reason = task.result()
+    if reason != CLIENT_CLOSED:
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await send({"type": "websocket.close", "code": code, "reason": reason})
+    upstream_code = code if side != "watch" else GOING_AWAY
+    with contextlib.suppress(Exception):  # the upstream may be gone already
+        await asyncio.wait_for(upstream.close(code=upstream_code), timeout=5)
+    return code, reason
+
+
+async def guard_app(
+    app: Callable[[Scope, Receive, Send], Awaitable[None]],
+    scope: Scope,
+    connect: Message,
+    receive: Receive,
+    send: Send,
+    watch: Watch,
+) -> None:
+    """Run an embedding app's WebSocket endpoint under ``watch``: when it decides, the
+    client gets the close frame and the app a ``websocket.disconnect`` (and nothing it
+    sends after reaches the client)."""
+    closed = asyncio.Event()
+    close_code = POLICY_VIOLATION
+    replayed = False
+
+    async def guarded_receive() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return connect
+        if closed.is_set():
+            return {"type": "websocket.disconnect", "code": close_code}
+        reader = asyncio.ensure_future(receive())
+        stopper = asyncio.ensure_future(closed.wait())
+        try:
+            await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if reader.done():
+            return reader.result()
+        reader.cancel()
+        return {"type": "websocket.disconnect", "code": close_code}
+
+    async def guarded_send(message: Message) -> None:
+        if closed.is_set():
+            return  # the connection was closed under the app
+        await send(message)
+
+    app_task = asyncio.ensure_future(app(scope, guarded_receive, guarded_send))
+    watcher = asyncio.ensure_future(watch.closing())
+    try:
+        await asyncio.wait({app_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if watcher.done() and not app_task.done():
+            close_code, reason = watcher.result()
+            closed.set()
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": close_code, "reason": reason})
+            # The app sees a disconnect; it gets a moment to finish its own clean-up.
+            await asyncio.wait({app_task}, timeout=5)
+    finally:
+        watcher.cancel()
+        stopped = not app_task.done()
+        if stopped:
+            app_task.cancel()
+        await asyncio.gather(watcher, app_task, return_exceptions=True)
+    if not stopped and not app_task.cancelled():
+        app_task.result()  # the app's own exception goes to the server, as without bastion

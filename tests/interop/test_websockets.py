@@ -1,0 +1,235 @@
+"""WebSockets through the proxy front door, under each real server, to a real aiohttp
+WebSocket upstream (tests/interop/ws_upstream.py): the handshake is decided like any
+request (401/403 with bastion's problem body before any upgrade), identity headers are
+bastion's alone, messages flow both ways, close codes cross, and the credential is
+watched while the connection is open — expiry, revocation and idleness close it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests._deploy import Deployment, make_deployment, revoke_keys
+from tests._polling import eventually
+from tests._procs import bastion_serve, running
+from tests._services import free_port
+from tests._ws import assert_refused
+
+UPSTREAM = Path(__file__).with_name("ws_upstream.py")
+
+
+@contextmanager
+def ws_upstream(folder: Path) -> Iterator[int]:
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    with running([sys.executable, str(UPSTREAM), str(port)], port, cwd=folder):
+        yield port
+
+
+def deployment(tmp_path: Path, up: int, port: int, **overrides: Any) -> Deployment:
+    upstream = f"http://127.0.0.1:{up}"
+    routes = [
+        {
+            "name": "ws",
+            "path_prefix": "/ws",
+            "upstream": upstream,
+            "websocket": True,
+            "auth": ["jwt", "api_key"],
+        },
+        {
+            "name": "redirect",
+            "path_prefix": "/redirect",
+            "upstream": upstream,
+            "websocket": True,
+            "auth": ["api_key"],
+        },
+        {
+            "name": "refuse",
+            "path_prefix": "/refuse",
+            "upstream": upstream,
+            "websocket": True,
+            "auth": ["api_key"],
+        },
+        {"name": "api", "path_prefix": "/api", "upstream": upstream, "auth": ["api_key"]},
+    ]
+    listen = {"host": "127.0.0.1", "port": port}
+    return asyncio.run(
+        make_deployment(tmp_path / "d", upstream, listen=listen, routes=routes, **overrides)
+    )
+
+
+def closes(folder: Path) -> list[int]:
+    log = folder / "closes.log"
+    # "None": the connection ended without a close frame (1006, abnormal closure).
+    lines = log.read_text().split() if log.exists() else []
+    return [1006 if line == "None" else int(line) for line in lines]
+
+
+async def wait_closes(folder: Path, count: int) -> list[int]:
+    await eventually(lambda: len(closes(folder)) >= count)
+    return closes(folder)
+
+
+async def open_gauge(client: aiohttp.ClientSession, port: int) -> float:
+    async with client.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    line = next(x for x in text.splitlines() if x.startswith("bastion_websocket_connections "))
+    return float(line.split()[1])
+
+
+def audit_lines(d: Deployment) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in d.audit_log.read_text().splitlines() if line]
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_websocket_handshake_decided_and_messages_relayed(tmp_path: Path, server: str) -> None:
+    port = free_port()
+    with ws_upstream(tmp_path / "up") as up:
+        d = deployment(tmp_path, up, port)
+        base = f"ws://127.0.0.1:{port}"
+        key = {"X-API-Key": d.api_key}
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as client:
+                spoofed = {**key, "X-Bastion-Subject": "mallory", "Authorization": "x"}
+                async with client.ws_connect(
+                    base + "/ws/room?x=1", headers=spoofed, protocols=("chat.v1", "chat.v0")
+                ) as ws:
+                    assert ws.protocol == "chat.v1"  # the upstream's choice, relayed
+                    await ws.send_str("hello")
+                    assert (await ws.receive_str(timeout=5)) == "hello"
+                    await ws.send_bytes(b"\x00\xff")
+                    assert (await ws.receive_bytes(timeout=5)) == b"\x00\xff"
+                    await ws.send_str("whoami")
+                    seen = json.loads(await ws.receive_str(timeout=5))
+                    assert seen["path"] == "/ws/room?x=1"
+                    headers = seen["headers"]
+                    assert headers["x-bastion-subject"] == "alice"  # not the client's
+                    assert headers["x-bastion-credential"] == "api_key"
+                    assert "x-api-key" not in headers
+                    assert "authorization" not in headers
+                    assert headers["x-forwarded-for"] == "127.0.0.1"
+                    assert await open_gauge(client, port) == 1.0
+                    await ws.close(code=4002)
+                assert await wait_closes(tmp_path / "up", 1) == [4002]  # client's code crossed
+                assert await open_gauge(client, port) == 0.0
+
+                async with client.ws_connect(base + "/ws/a", headers=key) as ws:
+                    await ws.send_str("close-me")
+                    message = await ws.receive(timeout=5)
+                    assert message.type is aiohttp.WSMsgType.CLOSE
+                    assert message.data == 4001  # the upstream's code crossed
+
+                # Refused handshakes: bastion's status and problem body, never an upgrade;
+                # a route that did not opt in refuses it; the upstream's refusal and
+                # redirect are bad gateways (a redirect is never followed).
+                await assert_refused(
+                    client,
+                    base,
+                    [
+                        ("/ws/a", {}, 401),
+                        ("/ws/a", {"X-API-Key": "bst_nope"}, 401),
+                        ("/api/orders", key, 403),
+                        ("/refuse", key, 502),
+                        ("/redirect", key, 502),
+                    ],
+                )
+
+        with bastion_serve(d.config_file, port, "--server", server):
+            asyncio.run(scenario())
+    lines = audit_lines(d)
+    refused_lines = [line for line in lines if line.get("outcome") != "allow"]
+    reasons = {line.get("reason") for line in refused_lines}
+    assert "websocket_not_allowed" in reasons
+    assert d.api_key not in d.audit_log.read_text()
+
+
+def test_websocket_limits_size_and_idleness(tmp_path: Path) -> None:
+    port = free_port()
+    settings = {"max_message_bytes": 1024 * 1024, "idle_seconds": 1.5}
+    with ws_upstream(tmp_path / "up") as up:
+        d = deployment(tmp_path, up, port, websockets=settings)
+        base = f"ws://127.0.0.1:{port}"
+        key = {"X-API-Key": d.api_key}
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as client:
+                async with client.ws_connect(base + "/ws/a", headers=key) as ws:
+                    await ws.send_bytes(b"y" * (1024 * 1024 + 1))  # one byte too many
+                    message = await ws.receive(timeout=5)
+                    assert message.type is aiohttp.WSMsgType.CLOSE
+                    assert message.data == 1009
+                async with client.ws_connect(base + "/ws/a", headers=key) as ws:
+                    await ws.send_str("big")  # 2 MiB from the upstream: too big as well
+                    message = await ws.receive(timeout=5)
+                    assert message.type is aiohttp.WSMsgType.CLOSE
+                    assert message.data == 1009
+                async with client.ws_connect(base + "/ws/a", headers=key) as ws:
+                    started = time.monotonic()
+                    await ws.send_str("ping")
+                    assert (await ws.receive_str(timeout=5)) == "ping"
+                    message = await ws.receive(timeout=10)  # then silence
+                    assert message.type is aiohttp.WSMsgType.CLOSE
+                    assert message.data == 1001
+                    assert 1.4 < time.monotonic() - started < 6
+
+        with bastion_serve(d.config_file, port):
+            asyncio.run(scenario())
+            # Every upstream connection was closed too, none left open.
+            assert len(asyncio.run(wait_closes(tmp_path / "up", 3))) == 3
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_an_open_websocket_closes_when_its_credential_expires_or_is_revoked(
+    tmp_path: Path, server: str
+) -> None:
+    port = free_port()
+    settings = {"recheck_seconds": 1}
+    with ws_upstream(tmp_path / "up") as up:
+        d = deployment(tmp_path, up, port, websockets=settings, api_keys={"cache_seconds": 0})
+        base = f"ws://127.0.0.1:{port}"
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as client:
+                token = d.jwt(exp=int(time.time()) + 3)
+                bearer = {"Authorization": f"Bearer {token}"}
+                async with client.ws_connect(base + "/ws/a", headers=bearer) as ws:
+                    started = time.monotonic()
+                    # Traffic does not keep it open past expiry.
+                    while time.monotonic() - started < 8:
+                        with contextlib.suppress(aiohttp.ClientConnectionResetError):
+                            await ws.send_str("tick")  # the close may be on its way
+                        message = await ws.receive(timeout=5)
+                        if message.type is not aiohttp.WSMsgType.TEXT:
+                            break
+                        await asyncio.sleep(0.2)
+                    assert message.type is aiohttp.WSMsgType.CLOSE
+                    assert message.data == 1008
+                    assert message.extra == "invalid_token"
+                    assert time.monotonic() - started < 6
+
+                key = {"X-API-Key": d.api_key}
+                async with client.ws_connect(base + "/ws/a", headers=key) as ws:
+                    await ws.send_str("still here")
+                    assert (await ws.receive_str(timeout=5)) == "still here"
+                    await revoke_keys(d)
+                    message = await ws.receive(timeout=10)
+                    assert message.type is aiohttp.WSMsgType.CLOSE
+                    assert message.data == 1008
+
+        with bastion_serve(d.config_file, port, "--server", server):
+            asyncio.run(scenario())
+    refused = [line for line in audit_lines(d) if line.get("outcome") != "allow"]
+    reasons = [line.get("reason") for line in refused]
+    assert "token_expired" in reasons, reasons
+    assert any(r and "revoked" in r for r in reasons), reasons
