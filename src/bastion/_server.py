@@ -10,10 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import ssl
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from bastion._env import CONFIG_ENV, CONFIG_TEXT_ENV, MAX_CONFIG_TEXT
 
 APP_FACTORY = "bastion.gateway.app:from_env"
 
@@ -29,6 +33,52 @@ def head_limit(spec: dict[str, Any]) -> int:
     return int(spec["max_header_bytes"]) + HEAD_SLACK
 
 
+def preflight(path: str, text: str) -> str | None:
+    """Build the whole gateway once from config ``text`` (of the file ``path``) in a child
+    process, as a worker would: None when it starts, else what went wrong, in a few lines."""
+    if len(text.encode()) > MAX_CONFIG_TEXT:
+        return f"{path}: larger than {MAX_CONFIG_TEXT // 1024} KiB, more than bastion hands on"
+    env = {**os.environ, CONFIG_ENV: path, CONFIG_TEXT_ENV: text}
+    try:
+        check = subprocess.run(
+            [sys.executable, "-m", "bastion.cli._preflight"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        return "the start-up check did not finish within 120 s"
+    if check.returncode == 0:
+        return None
+    lines = check.stderr.strip().splitlines()
+    return "\n".join(lines[-5:]) if lines else f"start-up check failed ({check.returncode})"
+
+
+def checked_reload() -> bool:
+    """On SIGHUP: the config file as it is now, if a gateway starts from it, becomes what
+    new workers serve (True); else the reason goes to standard error and the workers
+    keep serving the previous one (False)."""
+    path = os.environ.get(CONFIG_ENV, "bastion.yaml")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problem: str | None = f"{path}: cannot read: {exc}"
+    else:
+        problem = preflight(path, text)
+    if problem is not None:
+        print(
+            f"bastion: reload refused, still serving the previous configuration:\n{problem}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    os.environ[CONFIG_TEXT_ENV] = text  # what the new workers read
+    print(f"bastion: reloading {path}", file=sys.stderr, flush=True)
+    return True
+
+
 def run_granian(spec: dict[str, Any]) -> None:
     from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
     from granian.http import HTTP1Settings, HTTP2Settings
@@ -37,7 +87,18 @@ def run_granian(spec: dict[str, Any]) -> None:
 
     limit = head_limit(spec)
 
-    Server(
+    class CheckedReload(Server):  # type: ignore[misc, valid-type]
+        """granian respawns its workers on SIGHUP; bastion first checks the config they
+        would start from (a bad one made every worker exit: the whole server stopped)."""
+
+        def _reload(self, *args: Any, **kwargs: Any) -> Any:
+            if checked_reload():
+                return super()._reload(*args, **kwargs)
+            self.reload_signal = False
+            self.main_loop_interrupt.clear()
+            return None
+
+    CheckedReload(
         APP_FACTORY,
         address=spec["host"],
         port=spec["port"],
@@ -71,6 +132,10 @@ def run_uvicorn(spec: dict[str, Any]) -> None:
     from bastion import _uvicorn
 
     os.environ[_uvicorn.ENV] = str(spec["head_timeout"])  # read in every worker
+    if spec["workers"] == 1:
+        # uvicorn leaves SIGHUP at its default, which ended the server; with several
+        # workers it restarts them, from the configuration checked at start.
+        signal.signal(signal.SIGHUP, _no_reload)
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -93,6 +158,15 @@ def run_uvicorn(spec: dict[str, Any]) -> None:
         ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
         ws="wsproto" if spec.get("websockets") else "none",
         ws_max_size=int(spec.get("ws_max_bytes", 1024 * 1024)),
+    )
+
+
+def _no_reload(signum: int, frame: object) -> None:
+    print(
+        "bastion: SIGHUP ignored: uvicorn does not reload; restart bastion to apply a new "
+        "configuration (granian, the default server, reloads it)",
+        file=sys.stderr,
+        flush=True,
     )
 
 

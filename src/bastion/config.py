@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from bastion._env import CONFIG_ENV, CONFIG_TEXT_ENV
 from bastion.errors import ConfigError
 
 RATE_RE = re.compile(
@@ -477,15 +478,23 @@ def parse_config(data: Any, *, source: str = "<config>", base_dir: Path | None =
     return config
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a ``bastion.yaml``."""
+def read_config_text(path: str | os.PathLike[str]) -> str:
+    """The text of a ``bastion.yaml``; ConfigError when it cannot be read."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        return file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{file}: no such file (run 'bastion init' to write one)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read: {exc}") from None
+
+
+def load_config(path: str | os.PathLike[str], text: str | None = None) -> Config:
+    """Read and validate a ``bastion.yaml`` (``text``: its content, already read; relative
+    paths in it are still taken from the file's folder)."""
+    file = Path(path)
+    if text is None:
+        text = read_config_text(file)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -494,3 +503,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{file}:{where}: {problem}") from None
     return parse_config(data, source=str(file), base_dir=file.resolve().parent)
+
+
+def config_from_env() -> Config:
+    """The config ``bastion serve`` handed this process (see ``CONFIG_TEXT_ENV``)."""
+    path = os.environ.get(CONFIG_ENV, "bastion.yaml")
+    return load_config(path, os.environ.get(CONFIG_TEXT_ENV))

@@ -11,20 +11,20 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bastion.config import load_config
+from bastion.config import config_from_env
 from bastion.errors import BastionError
 
 
-async def _check(path: str) -> None:
+async def _check() -> None:
     from bastion.gateway.runtime import Runtime
 
-    runtime = await Runtime.start(load_config(path))
+    runtime = await Runtime.start(config_from_env())
     await runtime.aclose()
 
 
 def main() -> int:
     try:
-        asyncio.run(_check(sys.argv[1]))
+        asyncio.run(_check())
     except BastionError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -6,15 +6,16 @@ import enum
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from bastion._env import CONFIG_ENV, CONFIG_TEXT_ENV
+from bastion._server import preflight
 from bastion.cli._common import DEFAULT_CONFIG, ConfigPath, err, fail, out
-from bastion.config import Config, load_config
+from bastion.config import Config, load_config, read_config_text
 from bastion.errors import BastionError
 from bastion.gateway._rsgi import wants_rsgi
 
@@ -26,20 +27,19 @@ class Server(enum.StrEnum):
 
 def load_checked(config_path: Path) -> Config:
     """The validated config, after the whole gateway was built once in a child process
-    (see bastion.cli._preflight) so a bad key file or database fails here, in one line."""
+    (see bastion.cli._preflight) so a bad key file or database fails here, in one line.
+    The checked text is handed on to the server's workers (bastion._env)."""
+    path = str(config_path.resolve())
     try:
-        config = load_config(config_path)
+        text = read_config_text(config_path)
+        config = load_config(config_path, text)
     except BastionError as exc:
         fail(str(exc))
-    check = subprocess.run(  # noqa: S603 - our own module, fixed arguments
-        [sys.executable, "-m", "bastion.cli._preflight", str(config_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if check.returncode != 0:
-        lines = check.stderr.strip().splitlines()
-        fail("\n".join(lines[-5:]) if lines else f"start-up check failed ({check.returncode})")
+    problem = preflight(path, text)
+    if problem is not None:
+        fail(problem)
+    os.environ[CONFIG_ENV] = path
+    os.environ[CONFIG_TEXT_ENV] = text
     return config
 
 
@@ -68,7 +68,6 @@ def run_server(
 ) -> None:
     """Serve the gateway. With ``replace_process`` this process becomes the server
     (``exec``), dropping the CLI's imports from the parent of the server's workers."""
-    os.environ["BASTION_CONFIG"] = str(config_path.resolve())
     listen = config.listen
     scheme = "https" if listen.tls else "http"
     spec = server_spec(config)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 
 import orjson
 
-from bastion.config import Config, load_config
+from bastion.config import Config, config_from_env
 from bastion.gateway import forward_auth
 from bastion.gateway._asgi import SECURITY_HEADERS, Message, Receive, Scope, Send, peer_address
 from bastion.gateway._asgi import send_response as respond
@@ -195,5 +194,6 @@ def _as_denial_response(send: Send) -> Send:
 
 
 def from_env() -> GatewayApp:
-    """Factory for the ASGI server: the config path comes from ``BASTION_CONFIG``."""
-    return GatewayApp(load_config(os.environ.get("BASTION_CONFIG", "bastion.yaml")))
+    """Factory for the ASGI server: the config ``bastion serve`` checked (``BASTION_CONFIG``
+    and its text, bastion.config.CONFIG_TEXT_ENV)."""
+    return GatewayApp(config_from_env())

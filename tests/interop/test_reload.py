@@ -1,0 +1,102 @@
+"""``kill -HUP`` to a running ``bastion serve``: granian respawns its workers, and
+bastion first checks the configuration they would start from. A good one is served
+(a moved route), a bad one is refused with its reason while the previous configuration
+goes on being served (before, every worker exited on it and the server stopped, with a
+traceback). uvicorn does not reload: SIGHUP, which ended it, is ignored
+with a warning."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests._deploy import Deployment, make_deployment
+from tests._procs import BASTION, running
+from tests._services import free_port
+
+
+def deployment(tmp_path: Path, port: int) -> Deployment:
+    routes = [{"name": "api", "path_prefix": "/api", "auth": ["api_key"]}]
+    listen = {"host": "127.0.0.1", "port": port}
+    return asyncio.run(
+        make_deployment(tmp_path / "d", "http://127.0.0.1:9", listen=listen, routes=routes)
+    )
+
+
+@contextmanager
+def serving(d: Deployment, port: int, server: str) -> Iterator[int]:
+    cmd = [*BASTION, "serve", "--config", str(d.config_file), "--server", server]
+    with running(cmd, port, log=d.folder / "serve.log") as proc:
+        yield proc.pid
+
+
+def decide(d: Deployment, port: int, path: str) -> int:
+    headers = {"X-Forwarded-Method": "GET", "X-Forwarded-Uri": path, "X-API-Key": d.api_key}
+    url = f"http://127.0.0.1:{port}/_bastion/auth"
+    return httpx.get(url, headers=headers, timeout=5).status_code
+
+
+def write(d: Deployment, data: dict[str, object]) -> None:
+    d.config_file.write_text(yaml.safe_dump(data))
+
+
+def log_of(d: Deployment) -> str:
+    return " ".join((d.folder / "serve.log").read_text().split())
+
+
+def until(check: object, seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_granian_reloads_a_good_configuration_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    port = free_port()
+    d = deployment(tmp_path, port)
+    with serving(d, port, "granian") as pid:
+        assert decide(d, port, "/api/x") == 200
+        data = yaml.safe_load(d.config_file.read_text())
+        data["routes"][0]["path_prefix"] = "/v2"
+        write(d, data)
+        os.kill(pid, signal.SIGHUP)
+        assert until(lambda: decide(d, port, "/v2/x") == 200)
+        # granian stops the old worker a few seconds after the new one started.
+        assert until(lambda: decide(d, port, "/api/x") == 404)
+        # A bad configuration: refused, said why, and the previous one still served.
+        write(d, {**data, "routes": [{"name": "api", "path_prefix": "/api"}]})
+        os.kill(pid, signal.SIGHUP)
+        assert until(lambda: "reload refused" in log_of(d))
+        assert "a route must list auth methods" in log_of(d)
+        # A configuration whose storage cannot be opened is refused the same way.
+        write(d, {**data, "storage": {"url": "sqlite:///missing/bastion.db"}})
+        os.kill(pid, signal.SIGHUP)
+        assert until(lambda: log_of(d).count("reload refused") == 2)
+        for _ in range(20):  # the workers were never replaced: every answer is the old one
+            assert decide(d, port, "/v2/x") == 200
+    log = log_of(d)
+    assert "Traceback" not in log
+    assert log.count("reloading") == 1
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="signals as on Linux")
+def test_uvicorn_survives_sighup_and_says_it_does_not_reload(tmp_path: Path) -> None:
+    port = free_port()
+    d = deployment(tmp_path, port)
+    with serving(d, port, "uvicorn") as pid:
+        d.config_file.write_text(d.config_file.read_text().replace("/api", "/v2"))
+        os.kill(pid, signal.SIGHUP)
+        assert until(lambda: "SIGHUP ignored" in log_of(d))
+        assert decide(d, port, "/api/x") == 200  # still running, on what it started with
