@@ -111,6 +111,9 @@ def run_granian(spec: dict[str, Any]) -> None:
         ssl_key=Path(spec["key"]) if spec.get("key") else None,
         ssl_protocol_min=SSLProtocols.tls13 if spec.get("min_tls") == "1.3" else SSLProtocols.tls12,
         websockets=bool(spec.get("websockets")),
+        # A worker that dies (the OOM killer, a crash) is started again; without this
+        # granian stopped the whole server. A crash loop (again within 5.5 s) still ends it.
+        respawn_failed_workers=True,
         # HTTP/1.1 only unless the config asks for HTTP/2: granian's auto mode reads a
         # connection's first bytes with no deadline (a silent connection is held for
         # good); HTTP/1 alone starts the head deadline when the connection opens.

@@ -3,7 +3,7 @@ bastion first checks the configuration they would start from. A good one is serv
 (a moved route), a bad one is refused with its reason while the previous configuration
 goes on being served (before, every worker exited on it and the server stopped, with a
 traceback). uvicorn does not reload: SIGHUP, which ended it, is ignored
-with a warning."""
+with a warning. A worker that dies is started again (it stopped the server)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,13 @@ def decide(d: Deployment, port: int, path: str) -> int:
     headers = {"X-Forwarded-Method": "GET", "X-Forwarded-Uri": path, "X-API-Key": d.api_key}
     url = f"http://127.0.0.1:{port}/_bastion/auth"
     return httpx.get(url, headers=headers, timeout=5).status_code
+
+
+def up(d: Deployment, port: int) -> bool:
+    try:
+        return decide(d, port, "/api/x") == 200
+    except httpx.HTTPError:
+        return False
 
 
 def write(d: Deployment, data: dict[str, object]) -> None:
@@ -100,3 +107,17 @@ def test_uvicorn_survives_sighup_and_says_it_does_not_reload(tmp_path: Path) -> 
         os.kill(pid, signal.SIGHUP)
         assert until(lambda: "SIGHUP ignored" in log_of(d))
         assert decide(d, port, "/api/x") == 200  # still running, on what it started with
+
+
+def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
+    # The OOM killer or a crash took a worker, and granian then stopped the whole server.
+    port = free_port()
+    d = deployment(tmp_path, port)
+    with serving(d, port, "granian") as pid:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert len(children) == 1
+        os.kill(int(children[0]), signal.SIGKILL)
+        assert until(lambda: "Unexpected exit from worker" in log_of(d))
+        assert until(lambda: up(d, port))
+        assert decide(d, port, "/api/x") == 200
+        assert Path(f"/proc/{pid}/task/{pid}/children").read_text().split() != children
