@@ -35,6 +35,7 @@ class FakeLimiter:
     blocked: bool = False
     hits: list[tuple[str, str, str]] = field(default_factory=list)
     failures: list[tuple[str | None, str]] = field(default_factory=list)
+    owners: set[tuple[str, str]] = field(default_factory=set)
 
     in_process = False  # behaves like a shared (Redis) store: always awaited
 
@@ -61,6 +62,12 @@ class FakeLimiter:
 
     async def record_failure(self, *, account: str | None, ip: str) -> None:
         self.failures.append((account, ip))
+
+    async def remember_owner(self, account: str, ip: str, seconds: int) -> None:
+        self.owners.add((account, ip))
+
+    async def owner_known(self, account: str, ip: str) -> bool:
+        return (account, ip) in self.owners
 
 
 @dataclass

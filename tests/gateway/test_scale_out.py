@@ -89,3 +89,41 @@ async def test_redis_down_fails_closed(tmp_path: Path, upstream: str) -> None:
             assert ready.status_code == 503
     finally:
         await rt.aclose()
+
+
+async def test_an_accounts_good_address_is_spared_on_every_instance(
+    tmp_path: Path, upstream: str, pg_database: str, redis_url: str
+) -> None:
+    # The failed-credential block of an account spares the addresses it authenticated
+    # from; with shared counters the block is everywhere, so the sparing must be too
+    # (before, only the instance that saw the owner spared it: the others locked it out).
+    rates = {"failed_auth_per_account": "3/minute", "failed_auth_per_ip": "100/minute"}
+    d = await make_deployment(
+        tmp_path / "d", upstream, storage_url=pg_database, redis_url=redis_url, rate_limits=rates
+    )
+    first, second = await Runtime.start(d.config), await Runtime.start(d.config)
+    try:
+        clients = [
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=GatewayApp(d.config, rt)), base_url="http://gw"
+            )
+            for rt in (first, second)
+        ]
+
+        async def call(client: httpx.AsyncClient, ip: str, key: str) -> int:
+            headers = {"X-API-Key": key, "X-Forwarded-For": ip}
+            return (await client.get("/api/x", headers=headers)).status_code
+
+        key = d.api_key
+        wrong = key[:-10] + ("a" if key[-10] != "a" else "b") + key[-9:]  # same key id
+        assert await call(clients[0], "198.51.100.1", key) == 200  # the owner, on the first
+        attacks = [await call(clients[1], "203.0.113.66", wrong) for _ in range(4)]
+        assert attacks == [401, 401, 401, 429]  # the key's budget is spent, everywhere
+        assert await call(clients[1], "198.51.100.1", key) == 200  # spared on the second too
+        assert await call(clients[0], "198.51.100.99", key) == 429  # not from a new address
+        assert await call(clients[1], "198.51.100.99", key) == 429
+        for client in clients:
+            await client.aclose()
+    finally:
+        await first.aclose()
+        await second.aclose()

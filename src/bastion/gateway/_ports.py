@@ -36,6 +36,12 @@ class Limiter(Protocol):
 
     async def record_failure(self, *, account: str | None, ip: str) -> None: ...
 
+    async def remember_owner(self, account: str, ip: str, seconds: int) -> None:
+        """Share with other instances that ``account`` authenticated from ``ip``."""
+
+    async def owner_known(self, account: str, ip: str) -> bool:
+        """Whether another instance shared that pair (shared counters only)."""
+
 
 class Observer(Protocol):
     """Audit and metrics for each decision (see bastion.audit)."""

@@ -82,7 +82,10 @@ _KNOWN_MAX = 4096
 # (account, address) pairs that authenticated recently: an account's failed-credential
 # block does not hold back its owner from where it authenticated before (bounded).
 _GOOD_PAIRS_MAX = 65536
-GOOD_PAIR_SECONDS = 7 * 86400.0
+GOOD_PAIR_SECONDS = 7 * 86400
+# With shared counters (Redis) a pair is also shared, so every instance spares it; each
+# instance shares a pair again at most this often.
+_SHARE_EVERY = 3600.0
 
 
 class _Plan(NamedTuple):
@@ -121,6 +124,7 @@ class Gateway:
         self._ip_checks: dict[str, Prepared] = {}
         self._known: dict[tuple[str, AuthMethod, bytes], _Known] = {}
         self._good_pairs: dict[tuple[str, str], float] = {}
+        self._shared_pairs: dict[tuple[str, str], float] = {}
         missing = {m for r in self.routes.routes for m in r.auth} - set(self.authenticators)
         if missing:
             names = ", ".join(sorted(m.value for m in missing))
@@ -471,7 +475,9 @@ class Gateway:
         account = authenticator.account(request)
         ip = request.client_ip
         blocked = await self.limiter.failures_blocked(account=account, ip=ip)
-        if self._owner_exempt(blocked, account, ip):
+        if self._owner_exempt(blocked, account, ip) or await self._owner_elsewhere(
+            blocked, account, ip
+        ):
             blocked = await self.limiter.failures_blocked(account=None, ip=ip)
         if blocked is not None:
             raise RateLimited(
@@ -485,7 +491,31 @@ class Gateway:
         if not self._issuer_allowed(principal, route):
             raise InvalidToken("issuer_not_allowed_on_route")
         self._good_pair(account, ip)
+        if account is not None and not self.limiter.in_process:
+            await self._share_pair(account, ip)
         return principal
+
+    async def _owner_elsewhere(
+        self, blocked: LimitResult | None, account: str | None, ip: str
+    ) -> bool:
+        """:meth:`_owner_exempt` for a pair another instance saw (shared counters)."""
+        if blocked is None or blocked.policy != FAILED_ACCOUNT_POLICY or account is None:
+            return False
+        return not self.limiter.in_process and await self.limiter.owner_known(account, ip)
+
+    async def _share_pair(self, account: str, ip: str) -> None:
+        """Share a good pair with the other instances (at most once an hour each)."""
+        key, now = (account, ip), time.monotonic()
+        if now - self._shared_pairs.get(key, -_SHARE_EVERY) < _SHARE_EVERY:
+            return
+        try:
+            await self.limiter.remember_owner(account, ip, GOOD_PAIR_SECONDS)
+        except BastionError as exc:  # the request succeeded; only the sparing is lost
+            log.warning("could not share an account's good address: %s", exc.reason)
+            return
+        if len(self._shared_pairs) >= _GOOD_PAIRS_MAX:
+            self._shared_pairs.clear()
+        self._shared_pairs[key] = now
 
     @staticmethod
     def _authorize(principal: Principal, route: Route) -> None:

@@ -330,6 +330,16 @@ class RedisBackend:
         window = await self.storage.get_sliding_window(key, expiry)
         return sliding_stats(amount, expiry, *window)
 
+    async def remember(self, key: str, seconds: int) -> None:
+        """Mark ``key`` (under the backend's prefix) for ``seconds``."""
+        bridge: Any = self.storage.bridge  # limits' redis-py bridge keeps the client
+        await bridge.storage.set(bridge.prefixed_key(key), b"1", ex=seconds)
+
+    async def known(self, key: str) -> bool:
+        """Whether ``key`` was marked and has not expired."""
+        bridge: Any = self.storage.bridge
+        return bool(await bridge.storage.exists(bridge.prefixed_key(key)))
+
     async def clear_namespace(self) -> None:
         """Delete every key under this backend's prefix (tests and admin resets)."""
         await self.storage.reset()

@@ -326,6 +326,35 @@ class RateLimiter:
             self._next_prune = now + 1.0  # at most once a second, however hard the flood
             self._recent_failures = {k: d for k, d in self._recent_failures.items() if d >= now}
 
+    async def remember_owner(self, account: str, ip: str, seconds: int) -> None:
+        """Share, for ``seconds``, that ``account`` authenticated from ``ip``: on Redis every
+        instance then spares that address from the account's failed-credential block, as
+        the instance that saw it does. Nothing on in-process counters, which are this
+        process's own (the gateway remembers the pair itself).
+
+        Raises:
+            Unavailable: Redis could not be reached.
+        """
+        if isinstance(self._backend, RedisBackend):
+            try:
+                await self._backend.remember(self._owner_key(account, ip), seconds)
+            except Exception as exc:
+                raise Unavailable(f"rate limit storage failed: {type(exc).__name__}") from exc
+
+    async def owner_known(self, account: str, ip: str) -> bool:
+        """Whether another instance shared that ``account`` authenticated from ``ip``
+        (False on in-process counters, and when Redis cannot say: no exemption)."""
+        if not isinstance(self._backend, RedisBackend):
+            return False
+        try:
+            return await self._backend.known(self._owner_key(account, ip))
+        except Exception:  # noqa: BLE001 - no answer: the block holds (fail closed)
+            return False
+
+    @staticmethod
+    def _owner_key(account: str, ip: str) -> str:
+        return "owner/" + _digest(f"{account}\n{ip}")
+
     async def aclose(self) -> None:
         """Release the storage (Redis connections, the memory sweeper)."""
         await self._backend.aclose()
