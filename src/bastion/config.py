@@ -138,6 +138,9 @@ class AuthMethod(enum.StrEnum):
     JWT = "jwt"
 
 
+_ORIGIN = re.compile(r"https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?")
+
+
 class RouteConfig(_Frozen):
     name: str = Field(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")
     host: str | None = None
@@ -163,6 +166,11 @@ class RouteConfig(_Frozen):
     # accepts them; accepted ones are decided like any request and then re-checked
     # while open (see WebSocketConfig).
     websocket: bool = False
+    # Browsers send cookies and cached Basic credentials with any page's WebSocket
+    # handshake (cross-site WebSocket hijacking): when set, a handshake whose Origin is
+    # not one of these (scheme://host[:port]) is refused; one without Origin (not a
+    # browser) is decided as usual.
+    websocket_origins: list[str] | None = None
 
     @field_validator("path_prefix")
     @classmethod
@@ -188,6 +196,17 @@ class RouteConfig(_Frozen):
     def _rate(cls, value: str | None) -> str | None:
         return _check_rate(value)
 
+    @field_validator("websocket_origins")
+    @classmethod
+    def _origins(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        lowered = [origin.lower() for origin in value]
+        bad = [o for o, low in zip(value, lowered, strict=True) if not _ORIGIN.fullmatch(low)]
+        if bad:
+            raise ValueError(f"not an origin (scheme://host[:port]): {', '.join(bad)}")
+        return lowered
+
     @model_validator(mode="after")
     def _auth_or_public(self) -> RouteConfig:
         if not self.public and not self.auth:
@@ -196,6 +215,8 @@ class RouteConfig(_Frozen):
             raise ValueError("a public route cannot require scopes or roles")
         if self.public and (self.acr is not None or self.max_age is not None):
             raise ValueError("a public route cannot require acr or max_age")
+        if self.websocket_origins is not None and not self.websocket:
+            raise ValueError("websocket_origins needs websocket: true")
         if self.websocket and self.methods is not None and "GET" not in self.methods:
             raise ValueError("a websocket route must allow GET (the handshake is a GET)")
         return self

@@ -111,7 +111,11 @@ def test_websocket_settings_are_checked(tmp_path: Path) -> None:
     config.write_text(
         yaml.safe_dump(
             {
-                "routes": [{**route, "methods": ["POST"]}],
+                "routes": [
+                    {**route, "methods": ["POST"]},
+                    {**route, "name": "o", "websocket_origins": ["https://a.test/path"]},
+                    {**route, "name": "n", "websocket": False, "websocket_origins": []},
+                ],
                 "websockets": {"recheck_seconds": 0, "max_message_bytes": 10},
             }
         )
@@ -120,8 +124,11 @@ def test_websocket_settings_are_checked(tmp_path: Path) -> None:
     assert result.exit_code == 2
     out = " ".join(result.output.split())
     assert "must allow GET" in out
+    assert "not an origin (scheme://host[:port]): https://a.test/path" in out
+    assert "websocket_origins needs websocket: true" in out
     assert "websockets.recheck_seconds" in out
     assert "websockets.max_message_bytes" in out
-    config.write_text(yaml.safe_dump({"routes": [route]}))
+    origins = ["https://App.Example.com", "http://[::1]:8080"]
+    config.write_text(yaml.safe_dump({"routes": [{**route, "websocket_origins": origins}]}))
     result = runner.invoke(app, ["config", "check", "--config", str(config)])
     assert result.exit_code == 0, result.output

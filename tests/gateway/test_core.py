@@ -301,3 +301,42 @@ async def test_recheck_refuses_past_expiry_whatever_the_verifier_says(parts: Any
     assert auth.calls == calls  # not even asked: verification leeway does not extend it
     public = gateway.routes.routes[0]
     assert await gateway.recheck(req("/public"), public, "proxy", handshake=expired) is None
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("https://app.example.com", True),
+        ("HTTPS://APP.EXAMPLE.COM", True),  # origins compare case-insensitively
+        ("https://evil.example", False),
+        ("http://app.example.com", False),  # another scheme is another origin
+        ("https://app.example.com:8443", False),
+        (None, True),  # not a browser: no ambient credentials to hijack
+    ],
+)
+async def test_a_websocket_route_may_name_the_origins_allowed_to_open_it(
+    origin: str | None, allowed: bool
+) -> None:
+    route = {
+        "name": "live",
+        "path_prefix": "/live",
+        "auth": ["jwt"],
+        "websocket": True,
+        "websocket_origins": ["https://app.example.com"],
+    }
+    gateway = Gateway(
+        parse_config({"routes": [route]}),
+        authenticators={AuthMethod.JWT: TokenAuthenticator()},
+        limiter=FakeLimiter(),
+        observer=FakeObserver(),
+    )
+    headers = {"x_test_token": "alice:read", "upgrade": "websocket"}
+    if origin is not None:
+        headers["origin"] = origin
+    decision = await gateway.decide(req("/live/feed", **headers), "proxy")
+    assert decision.allowed is allowed
+    if not allowed:
+        assert (decision.status, decision.reason) == (403, "origin_not_allowed")
+    # A plain request is not a handshake: its Origin is not this check's business.
+    plain = await gateway.decide(req("/live/feed", x_test_token="alice:read", origin="x"), "p")
+    assert plain.allowed

@@ -326,14 +326,8 @@ class Gateway:
     async def _decide(self, request: RequestView, decision: Decision) -> None:
         decision.path, route = self.match(request)
         decision.route = route
-        if (
-            "upgrade" in request.headers
-            and not route.websocket
-            and wants_websocket(request.headers)
-        ):
-            # Whichever front door asks: a route opts in to connections that outlive the
-            # request (and then gets them checked again while open).
-            raise Forbidden("websocket_not_allowed")
+        if "upgrade" in request.headers and wants_websocket(request.headers):
+            self._check_websocket(request, route)
         self._guard(request)
         limiter = self.limiter
         # In-process counters and a credential verified before answer without I/O: the
@@ -367,6 +361,18 @@ class Gateway:
         decision.status = 200
         decision.error = None
         decision.upstream_headers = self._identity_headers(plan, principal, route, request)
+
+    @staticmethod
+    def _check_websocket(request: RequestView, route: Route) -> None:
+        """A WebSocket handshake, whichever front door asks: a route opts in to
+        connections that outlive the request (and then gets them checked again while
+        open), and may name the browser origins whose pages may open them."""
+        if not route.websocket:
+            raise Forbidden("websocket_not_allowed")
+        origins = route.websocket_origins
+        origin = request.headers.get("origin")
+        if origins is not None and origin is not None and origin.lower() not in origins:
+            raise Forbidden("origin_not_allowed")
 
     def _ip_check(self, client_ip: str) -> Prepared:
         """The per-IP check, prepared once per address (bounded)."""

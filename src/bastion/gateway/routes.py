@@ -87,6 +87,7 @@ class Route:
     limit_policy: str
     assurance: bool = False  # the route asks for an ``acr`` or a ``max_age``
     websocket: bool = False  # the route accepts WebSocket handshakes
+    websocket_origins: frozenset[str] | None = None  # from these Origins only, if set
 
     @classmethod
     def compile(cls, config: RouteConfig) -> Route:
@@ -113,6 +114,11 @@ class Route:
             limit_policy=f"route:{config.name}",
             assurance=config.acr is not None or config.max_age is not None,
             websocket=config.websocket,
+            websocket_origins=(
+                frozenset(config.websocket_origins)
+                if config.websocket_origins is not None
+                else None
+            ),
         )
 
     def matches_path(self, path: str) -> bool:
