@@ -233,3 +233,33 @@ def test_an_open_websocket_closes_when_its_credential_expires_or_is_revoked(
     reasons = [line.get("reason") for line in refused]
     assert "token_expired" in reasons, reasons
     assert any(r and "revoked" in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_a_client_that_stops_reading_is_cut_not_buffered_for(tmp_path: Path, server: str) -> None:
+    # The upstream sends 256 MiB as fast as it can; the client reads nothing for 4 s. The
+    # relay waits limits.send_idle_seconds for the client to take the next message, then
+    # closes both sides (1001): what waits in buffers is a few MiB, not the 256.
+    port = free_port()
+    with ws_upstream(tmp_path / "up") as up:
+        d = deployment(tmp_path, up, port, limits={"send_idle_seconds": 1.5})
+        base = f"ws://127.0.0.1:{port}"
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as client:
+                headers = {"X-API-Key": d.api_key}
+                async with client.ws_connect(base + "/ws/a", headers=headers) as ws:
+                    await ws.send_str("flood")
+                    await asyncio.sleep(4)
+                    received = 0
+                    while (message := await ws.receive(timeout=10)).type is (
+                        aiohttp.WSMsgType.BINARY
+                    ):
+                        received += 1
+                    assert message.type is aiohttp.WSMsgType.CLOSE
+                    assert (message.data, message.extra) == (1001, "send_timeout")
+                    assert received < 200  # of 1,024 messages of 256 KiB
+                assert await wait_closes(tmp_path / "up", 1) == [1001]
+
+        with bastion_serve(d.config_file, port, "--server", server):
+            asyncio.run(scenario())

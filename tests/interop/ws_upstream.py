@@ -1,10 +1,11 @@
 """A WebSocket upstream for the proxy tests (aiohttp's server, a real process).
 
 ``/ws/...``: echoes text and binary messages; ``whoami`` answers the handshake's headers
-as JSON; ``close-me`` closes with 4001; ``big`` sends a 2 MiB message. Subprotocol
-``chat.v1`` is chosen when offered. Each connection's close code (what the peer sent)
-is appended to ``closes.log`` in the working folder. ``/redirect`` answers the handshake
-with a redirect to ``/ws/elsewhere`` and ``/refuse`` with a 403.
+as JSON; ``close-me`` closes with 4001; ``big`` sends a 2 MiB message, ``flood`` 1,024
+of 256 KiB. Subprotocol ``chat.v1`` is chosen when offered. Each connection's close
+code (what the peer sent) is appended to ``closes.log`` in the working folder.
+``/redirect`` answers the handshake with a redirect to ``/ws/elsewhere`` and
+``/refuse`` with a 403.
 
     python ws_upstream.py PORT
 """
@@ -33,6 +34,9 @@ async def socket(request: web.Request) -> web.StreamResponse:
                     await ws.close(code=4001, message=b"bye")
                 elif message.data == "big":
                     await ws.send_bytes(b"x" * (2 * 1024 * 1024))
+                elif message.data == "flood":  # 256 MiB, as fast as the peer takes them
+                    for _ in range(1024):
+                        await ws.send_bytes(b"f" * (256 * 1024))
                 else:
                     await ws.send_str(message.data)
             elif message.type is WSMsgType.BINARY:
