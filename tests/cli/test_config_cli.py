@@ -132,3 +132,4 @@ def test_websocket_settings_are_checked(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump({"routes": [{**route, "websocket_origins": origins}]}))
     result = runner.invoke(app, ["config", "check", "--config", str(config)])
     assert result.exit_code == 0, result.output
+    assert "+websocket" in result.output  # the routes table says which routes accept them

@@ -76,6 +76,8 @@ def check(config: ConfigPath = DEFAULT_CONFIG) -> None:
         table.add_column(column)
     for r in loaded.routes:
         match = (r.host or "*") + r.path_prefix + (f" [{','.join(r.methods)}]" if r.methods else "")
+        if r.websocket:
+            match += " +websocket"
         auth = "public" if r.public else ", ".join(m.value for m in r.auth)
         needs = " ".join([*(f"scope:{s}" for s in r.scopes), *(f"role:{x}" for x in r.roles)])
         table.add_row(
