@@ -79,15 +79,10 @@ def checked_reload() -> bool:
     return True
 
 
-def run_granian(spec: dict[str, Any]) -> None:
-    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
-    from granian.http import HTTP1Settings, HTTP2Settings
-    from granian.log import LogLevels
-    from granian.server import Server
+def _with_checked_reload(server: type[Any]) -> type[Any]:
+    """granian's server class, checking the config before a reload's respawn."""
 
-    limit = head_limit(spec)
-
-    class CheckedReload(Server):  # type: ignore[misc, valid-type]
+    class CheckedReload(server):  # type: ignore[misc]
         """granian respawns its workers on SIGHUP; bastion first checks the config they
         would start from (a bad one made every worker exit: the whole server stopped)."""
 
@@ -98,7 +93,18 @@ def run_granian(spec: dict[str, Any]) -> None:
             self.main_loop_interrupt.clear()
             return None
 
-    CheckedReload(
+    return CheckedReload
+
+
+def run_granian(spec: dict[str, Any]) -> None:
+    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
+    from granian.http import HTTP1Settings, HTTP2Settings
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    limit = head_limit(spec)
+
+    _with_checked_reload(Server)(
         APP_FACTORY,
         address=spec["host"],
         port=spec["port"],

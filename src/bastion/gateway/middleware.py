@@ -15,6 +15,7 @@ the :class:`~bastion.model.Principal` in ``request.state.principal``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -125,7 +126,61 @@ class BastionMiddleware:
         watch = websocket.Watch(
             runtime.gateway, view, route, principal, runtime.config.websockets, FRONT_DOOR
         )
-        await websocket.guard_app(self.app, scope, connect, receive, send, watch)
+        await _GuardedSocket(connect, receive, send).run(self.app, scope, watch)
+
+
+class _GuardedSocket:
+    """An app's WebSocket endpoint run under a watch: when it decides, the client gets
+    the close frame and the app a ``websocket.disconnect`` (and nothing the app sends
+    after reaches the client); the app gets 5 s to finish its own clean-up."""
+
+    def __init__(self, connect: Message, receive: Receive, send: Send) -> None:
+        self._connect: Message | None = connect  # replayed: the app asks for it too
+        self._receive, self._send = receive, send
+        self._closed = asyncio.Event()
+        self._code = websocket.POLICY_VIOLATION
+
+    async def run(self, app: ASGIApp, scope: Scope, watch: websocket.Watch) -> None:
+        app_task = asyncio.ensure_future(app(scope, self.receive, self.send))
+        watcher = asyncio.ensure_future(watch.closing())
+        try:
+            await asyncio.wait({app_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher.done() and not app_task.done():
+                self._code, reason = watcher.result()
+                self._closed.set()
+                with contextlib.suppress(Exception):  # the client may be gone already
+                    await self._send(
+                        {"type": "websocket.close", "code": self._code, "reason": reason}
+                    )
+                await asyncio.wait({app_task}, timeout=5)
+        finally:
+            watcher.cancel()
+            stopped = not app_task.done()
+            if stopped:
+                app_task.cancel()
+            await asyncio.gather(watcher, app_task, return_exceptions=True)
+        if not stopped and not app_task.cancelled():
+            app_task.result()  # the app's own exception goes to the server, as without us
+
+    async def receive(self) -> Message:
+        if self._connect is not None:
+            connect, self._connect = self._connect, None
+            return connect
+        if not self._closed.is_set():
+            reader = asyncio.ensure_future(self._receive())
+            stopper = asyncio.ensure_future(self._closed.wait())
+            try:
+                await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+            if reader.done():
+                return reader.result()
+            reader.cancel()
+        return {"type": "websocket.disconnect", "code": self._code}
+
+    async def send(self, message: Message) -> None:
+        if not self._closed.is_set():  # else the connection was closed under the app
+            await self._send(message)
 
 
 def _with_headers(send: Send, decision: Decision, runtime: Runtime, secure: bool) -> Send:

@@ -8,10 +8,8 @@ headers are always removed so the upstream sees only what bastion asserts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -38,6 +36,8 @@ from bastion.model import CredentialType, RequestView
 if TYPE_CHECKING:  # aiohttp loads only where a route proxies: a worker that only
     import aiohttp  # decides spares its memory (tests/gateway/test_footprint.py)
 
+    from bastion.gateway._ws_proxy import WebSocketProxy
+
 log = logging.getLogger("bastion.proxy")
 FRONT_DOOR = "proxy"
 
@@ -56,12 +56,8 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+PATH_SAFE = "/:@!$&'()*+,;=-._~"
 SMALL_BODY = 64 * 1024  # responses up to this size are sent in one piece
-
-
-class _Redirected(Exception):
-    """An upstream answered a WebSocket handshake with a redirect."""
 
 
 class BadGateway(BastionError):
@@ -76,7 +72,7 @@ class GatewayTimeout(BastionError):
     title = "Gateway timeout"
 
 
-def _refuse(decision: Decision, error: BastionError) -> Decision:
+def refuse(decision: Decision, error: BastionError) -> Decision:
     """``decision`` turned into a denial by what happened after it (the upstream's part)."""
     decision.allowed, decision.status, decision.error = False, error.status, error
     return decision
@@ -91,7 +87,7 @@ def view_from_scope(scope: Scope, trust: Trust) -> RequestView:
     if trusted and not secure:
         secure = headers.get("x-forwarded-proto", "").lower() == "https"
     raw_path = scope.get("raw_path")
-    path = raw_path.decode("latin-1") if raw_path else quote(scope["path"], safe=_PATH_SAFE)
+    path = raw_path.decode("latin-1") if raw_path else quote(scope["path"], safe=PATH_SAFE)
     return RequestView(
         method=scope.get("method", "GET"),  # a WebSocket handshake is a GET
         path=path.partition("?")[0],
@@ -133,8 +129,7 @@ class Proxy:
         self.send_idle = gateway.config.limits.send_idle_seconds
         self.hardening = Hardening(gateway.config.response_headers)
         self._session: aiohttp.ClientSession | None = None
-        self._ws_session: aiohttp.ClientSession | None = None
-        self.open_websockets = 0
+        self._websockets: WebSocketProxy | None = None
         self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
 
     async def start(self) -> aiohttp.ClientSession:
@@ -147,61 +142,12 @@ class Proxy:
             )
         return self._session
 
-    async def _open_ws(
-        self, route: Route, url: str, headers: list[tuple[str, str]], protocols: Iterable[str]
-    ) -> aiohttp.ClientWebSocketResponse:
-        """The upstream's side of a WebSocket; BadGateway or GatewayTimeout if it fails."""
-        import aiohttp
-
-        session = self._ws_session or self._start_ws()
-        try:
-            async with asyncio.timeout(route.config.timeout_seconds):
-                return await session.ws_connect(
-                    url,
-                    headers=headers,
-                    protocols=protocols,
-                    max_msg_size=self.gateway.config.websockets.max_message_bytes,
-                    autoclose=False,
-                    autoping=True,
-                    compress=0,
-                )
-        except _Redirected:
-            reason = "upstream_redirected_websocket"
-        except aiohttp.WSServerHandshakeError as exc:
-            reason = f"upstream_refused_websocket:{exc.status}"
-        except TimeoutError:
-            self._upstream_failed(route.name)
-            raise GatewayTimeout("upstream_timeout") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            reason = f"upstream_unreachable:{exc.__class__.__name__}"
-        self._upstream_failed(route.name)
-        log.warning("websocket to upstream %s failed: %s", route.name, reason)
-        raise BadGateway(reason)
-
-    def _start_ws(self) -> aiohttp.ClientSession:
-        """The WebSocket handshakes' own client: aiohttp's ``ws_connect`` follows
-        redirects and takes no option not to; a redirect would carry the identity
-        headers to a host the config does not name, so it ends the handshake."""
-        import aiohttp
-
-        async def refuse(*_: object) -> None:
-            raise _Redirected
-
-        trace = aiohttp.TraceConfig()
-        trace.on_request_redirect.append(refuse)
-        self._ws_session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trace_configs=[trace],
-        )
-        return self._ws_session
-
     async def close(self) -> None:
-        for session in (self._session, self._ws_session):
-            if session is not None:
-                await session.close()
-        self._session = self._ws_session = None
+        if self._websockets is not None:
+            await self._websockets.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         view = view_from_scope(scope, self.trust)
@@ -211,7 +157,7 @@ class Proxy:
             await send_denial(send, decision)
             return
         if route.config.upstream is None:
-            await send_denial(send, _refuse(decision, BadGateway("route_without_upstream")))
+            await send_denial(send, refuse(decision, BadGateway("route_without_upstream")))
             return
         started = False
 
@@ -238,80 +184,18 @@ class Proxy:
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket handshake: decided, then relayed to the route's upstream while the
-        credential holds (bastion.gateway.websocket)."""
-        from bastion.gateway import websocket as ws
+        credential holds (bastion.gateway._ws_proxy, loaded on the first one)."""
+        if self._websockets is None:
+            from bastion.gateway._ws_proxy import WebSocketProxy
 
-        handshake = await ws.decide_handshake(
-            self.gateway, self.trust, scope, receive, send, FRONT_DOOR
-        )
-        if handshake is None:
-            return
-        _, view, decision, route, principal = handshake
-        if route.config.upstream is None:
-            await ws.deny_handshake(
-                scope, send, _refuse(decision, BadGateway("route_without_upstream"))
-            )
-            return
-        settings = self.gateway.config.websockets
-        base = str(route.config.upstream).rstrip("/")
-        url = "ws" + base[4:] + quote(route.upstream_path(decision.path), safe=_PATH_SAFE)
-        if view.query:
-            url += "?" + view.query
-        headers = [
-            (name, value)
-            for name, value in self._upstream_headers(view, decision, route)
-            if not name.startswith("sec-websocket-")
-        ]
-        try:
-            upstream = await self._open_ws(route, url, headers, scope.get("subprotocols") or ())
-        except BastionError as exc:
-            await ws.deny_handshake(scope, send, _refuse(decision, exc))
-            return
-        opened = time.monotonic()
-        code, reason = ws.NORMAL, "accept_failed"
-        self.open_websockets += 1
-        try:
-            accept_headers = [(b"x-request-id", decision.request_id.encode())]
-            accept_headers += [(k.encode(), v.encode()) for k, v in decision.headers]
-            await send(
-                {
-                    "type": "websocket.accept",
-                    "subprotocol": upstream.protocol,
-                    "headers": accept_headers,
-                }
-            )
-            watch = ws.Watch(
-                self.gateway,
-                view,
-                route,
-                principal,
-                settings,
-                FRONT_DOOR,
-                idle_seconds=settings.idle_seconds,
-            )
-            code, reason = await ws.relay(
-                receive,
-                send,
-                upstream,
-                watch,
-                max_bytes=settings.max_message_bytes,
-                send_idle=self.send_idle,
-            )
-        finally:
-            self.open_websockets -= 1
-            if not upstream.closed:
-                with contextlib.suppress(Exception):  # gone already, or never answering
-                    await asyncio.wait_for(upstream.close(), timeout=5)
-            log.info(
-                "websocket closed: route=%s request_id=%s code=%d reason=%s seconds=%.1f",
-                route.name,
-                decision.request_id,
-                code,
-                reason,
-                time.monotonic() - opened,
-            )
+            self._websockets = WebSocketProxy(self)
+        await self._websockets(scope, receive, send)
 
-    def _upstream_headers(
+    @property
+    def open_websockets(self) -> int:
+        return 0 if self._websockets is None else self._websockets.open_connections
+
+    def upstream_headers(
         self, view: RequestView, decision: Decision, route: Route
     ) -> list[tuple[str, str]]:
         connection_tokens = {
@@ -347,13 +231,13 @@ class Proxy:
         import aiohttp
 
         session = self._session or await self.start()
-        path = quote(route.upstream_path(decision.path), safe=_PATH_SAFE)
+        path = quote(route.upstream_path(decision.path), safe=PATH_SAFE)
         url = base + path + ("?" + view.query if view.query else "")
         has_body = "content-length" in view.headers or "transfer-encoding" in view.headers
         data = (
             self._body(receive) if has_body and view.headers.get("content-length") != "0" else None
         )
-        headers = self._upstream_headers(view, decision, route)
+        headers = self.upstream_headers(view, decision, route)
         if "content-length" in view.headers and data is not None:
             headers.append(("content-length", view.headers["content-length"]))
         timeout = self._timeouts.get(route.name)
@@ -379,7 +263,7 @@ class Proxy:
                     # A final 1xx (101 to a request that asked for no upgrade) or a status
                     # outside HTTP's range: relayed, it could make a proxy in front treat
                     # the connection as switched. Refused like an unreachable upstream.
-                    self._upstream_failed(route.name)
+                    self.upstream_failed(route.name)
                     log.warning("upstream %s answered status %d", route.name, upstream.status)
                     raise BadGateway("upstream_bad_status")
                 out = [
@@ -412,18 +296,18 @@ class Proxy:
         except (PayloadTooLarge, RequestTimeout):
             raise
         except TimeoutError:
-            self._upstream_failed(route.name)
+            self.upstream_failed(route.name)
             raise GatewayTimeout("upstream_timeout") from None
         except (aiohttp.ClientError, OSError) as exc:
             if isinstance(exc.__cause__, PayloadTooLarge | RequestTimeout):
                 # aiohttp wraps what the request body raised: the client failed, not
                 # the upstream.
                 raise exc.__cause__ from None
-            self._upstream_failed(route.name)
+            self.upstream_failed(route.name)
             log.warning("upstream %s failed: %s", route.name, exc.__class__.__name__)
             raise BadGateway("upstream_unreachable") from None
 
-    def _upstream_failed(self, route: str) -> None:
+    def upstream_failed(self, route: str) -> None:
         if self._on_upstream_error is not None:
             self._on_upstream_error(route)
 

@@ -6,18 +6,15 @@ would let a revoked key or an expired token keep a socket for hours. :class:`Wat
 closes the connection (1008) when the credential expires, or when a re-check every
 ``websockets.recheck_seconds`` refuses it; the re-check is audited like any decision.
 The proxy relays messages between the client and the route's upstream
-(:func:`relay`); the embedding middleware runs the app under the same watch.
+(bastion.gateway._ws_proxy); the embedding middleware runs the app under the same watch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from bastion.config import WebSocketConfig
 from bastion.gateway._asgi import Message, Receive, Scope, Send, Trust
@@ -25,11 +22,6 @@ from bastion.gateway.core import Gateway
 from bastion.gateway.decision import PROBLEM_TYPE, Decision
 from bastion.gateway.routes import Route
 from bastion.model import Principal, RequestView
-
-if TYPE_CHECKING:
-    import aiohttp
-
-log = logging.getLogger("bastion.websocket")
 
 # RFC 6455 §7.4.1: codes an endpoint may send in a close frame.
 POLICY_VIOLATION = 1008
@@ -165,159 +157,3 @@ class Watch:
                     return GOING_AWAY, "idle_timeout"
                 wait = min(wait, idle_left)
             await asyncio.sleep(wait)
-
-
-def _size(message: Message) -> int:
-    text = message.get("text")
-    if text is not None:
-        return len(text.encode("utf-8", "surrogatepass"))
-    return len(message.get("bytes") or b"")
-
-
-async def relay(
-    receive: Receive,
-    send: Send,
-    upstream: aiohttp.ClientWebSocketResponse,
-    watch: Watch,
-    *,
-    max_bytes: int,
-    send_idle: float,
-) -> Close:
-    """Relay messages both ways until one side closes or ``watch`` decides; close both
-    sides. Returns the close sent to the client (or received from it)."""
-    import aiohttp
-
-    async def timed(step: Awaitable[None]) -> None:
-        # A peer that stops reading cannot hold the connection (nginx's send_timeout).
-        async with asyncio.timeout(send_idle):
-            await step
-
-    async def from_client() -> Close:
-        while True:
-            message = await receive()
-            kind = message["type"]
-            if kind == "websocket.disconnect":
-                return sendable(message.get("code")), CLIENT_CLOSED
-            if kind != "websocket.receive":
-                continue
-            if _size(message) > max_bytes:
-                return MESSAGE_TOO_BIG, "message_too_big"
-            watch.touch()
-            text = message.get("text")
-            if text is not None:
-                await timed(upstream.send_str(text))
-            else:
-                await timed(upstream.send_bytes(message.get("bytes") or b""))
-
-    async def from_upstream() -> Close:
-        while True:
-            message = await upstream.receive()
-            kind = message.type
-            if kind is aiohttp.WSMsgType.TEXT:
-                watch.touch()
-                await timed(send({"type": "websocket.send", "text": message.data}))
-            elif kind is aiohttp.WSMsgType.BINARY:
-                watch.touch()
-                await timed(send({"type": "websocket.send", "bytes": message.data}))
-            elif kind is aiohttp.WSMsgType.CLOSE:
-                return sendable(message.data), "upstream_closed"
-            elif kind is aiohttp.WSMsgType.ERROR:
-                if upstream.close_code == MESSAGE_TOO_BIG:
-                    return MESSAGE_TOO_BIG, "message_too_big"
-                return BAD_GATEWAY, "upstream_error"
-            elif kind in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
-                return BAD_GATEWAY, "upstream_closed"
-
-    sides = {
-        asyncio.ensure_future(from_client()): "client",
-        asyncio.ensure_future(from_upstream()): "upstream",
-        asyncio.ensure_future(watch.closing()): "watch",
-    }
-    try:
-        done, _ = await asyncio.wait(sides, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in sides:
-            task.cancel()
-        await asyncio.gather(*sides, return_exceptions=True)
-    task = next(iter(done))
-    side = sides[task]
-    error = task.exception()
-    if error is not None:
-        # A peer that went away mid-send, or a send that timed out.
-        log.info("websocket %s relay ended: %s", side, error.__class__.__name__)
-        code, reason = (
-            (GOING_AWAY, "send_timeout")
-            if isinstance(error, TimeoutError)
-            else (
-                GOING_AWAY,
-                f"{side}_gone",
-            )
-        )
-    else:
-        code, reason = task.result()
-    if reason != CLIENT_CLOSED:
-        with contextlib.suppress(Exception):  # the client may be gone already
-            await send({"type": "websocket.close", "code": code, "reason": reason})
-    upstream_code = code if side != "watch" else GOING_AWAY
-    with contextlib.suppress(Exception):  # the upstream may be gone already
-        await asyncio.wait_for(upstream.close(code=upstream_code), timeout=5)
-    return code, reason
-
-
-async def guard_app(
-    app: Callable[[Scope, Receive, Send], Awaitable[None]],
-    scope: Scope,
-    connect: Message,
-    receive: Receive,
-    send: Send,
-    watch: Watch,
-) -> None:
-    """Run an embedding app's WebSocket endpoint under ``watch``: when it decides, the
-    client gets the close frame and the app a ``websocket.disconnect`` (and nothing it
-    sends after reaches the client)."""
-    closed = asyncio.Event()
-    close_code = POLICY_VIOLATION
-    replayed = False
-
-    async def guarded_receive() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return connect
-        if closed.is_set():
-            return {"type": "websocket.disconnect", "code": close_code}
-        reader = asyncio.ensure_future(receive())
-        stopper = asyncio.ensure_future(closed.wait())
-        try:
-            await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-        if reader.done():
-            return reader.result()
-        reader.cancel()
-        return {"type": "websocket.disconnect", "code": close_code}
-
-    async def guarded_send(message: Message) -> None:
-        if closed.is_set():
-            return  # the connection was closed under the app
-        await send(message)
-
-    app_task = asyncio.ensure_future(app(scope, guarded_receive, guarded_send))
-    watcher = asyncio.ensure_future(watch.closing())
-    try:
-        await asyncio.wait({app_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if watcher.done() and not app_task.done():
-            close_code, reason = watcher.result()
-            closed.set()
-            with contextlib.suppress(Exception):
-                await send({"type": "websocket.close", "code": close_code, "reason": reason})
-            # The app sees a disconnect; it gets a moment to finish its own clean-up.
-            await asyncio.wait({app_task}, timeout=5)
-    finally:
-        watcher.cancel()
-        stopped = not app_task.done()
-        if stopped:
-            app_task.cancel()
-        await asyncio.gather(watcher, app_task, return_exceptions=True)
-    if not stopped and not app_task.cancelled():
-        app_task.result()  # the app's own exception goes to the server, as without bastion
