@@ -512,7 +512,8 @@ class Gateway:
     async def _share_pair(self, account: str, ip: str) -> None:
         """Share a good pair with the other instances (at most once an hour each)."""
         key, now = (account, ip), time.monotonic()
-        if now - self._shared_pairs.get(key, -_SHARE_EVERY) < _SHARE_EVERY:
+        shared = self._shared_pairs.get(key)
+        if shared is not None and now - shared < _SHARE_EVERY:
             return
         try:
             await self.limiter.remember_owner(account, ip, GOOD_PAIR_SECONDS)
