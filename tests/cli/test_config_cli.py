@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -133,3 +135,27 @@ def test_websocket_settings_are_checked(tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "check", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "+websocket" in result.output  # the routes table says which routes accept them
+
+
+def test_uvicorn_without_wsproto_is_refused_for_websocket_routes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "bastion.yaml"
+    assert runner.invoke(app, ["init", "--config", str(config)]).exit_code == 0
+    data = yaml.safe_load(config.read_text())
+    data["routes"][-1]["websocket"] = True  # a proxied route (the starter's api)
+    config.write_text(yaml.safe_dump(data))
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: object) -> object:
+        return None if name == "wsproto" else real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+    def execv(*args: object) -> None:  # were the check missing: never become the server
+        raise SystemExit(99)
+
+    monkeypatch.setattr(os, "execv", execv)
+    result = runner.invoke(app, ["serve", "--config", str(config), "--server", "uvicorn"])
+    assert result.exit_code == 2
+    assert "pip install wsproto" in " ".join(result.output.split())
