@@ -275,6 +275,12 @@ class WebSocketConfig(_Frozen):
     idle_seconds: float = Field(300.0, gt=0, le=86400)
     # A message larger than this, either way, closes the connection (1009).
     max_message_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Open connections a worker holds at most (503 beyond), and from one client address
+    # (an IPv6 client by its rate_limits.ipv6_prefix network; 429 beyond): each holds
+    # file descriptors, and a handshake rate limit alone lets them pile up (nginx's
+    # limit_conn).
+    max_connections: int = Field(1024, ge=1, le=1_000_000)
+    max_per_client: int = Field(64, ge=1, le=1_000_000)
 
 
 class AuditConfig(_Frozen):

@@ -5,8 +5,10 @@ from typing import Any
 
 import pytest
 
-from bastion.config import AuthMethod, parse_config
+from bastion.config import AuthMethod, WebSocketConfig, parse_config
+from bastion.errors import RateLimited, Unavailable
 from bastion.gateway.core import Gateway, header_safe
+from bastion.gateway.websocket import Capacity
 from bastion.model import RequestView
 from tests.gateway._fakes import FakeLimiter, FakeObserver, TokenAuthenticator
 
@@ -340,3 +342,23 @@ async def test_a_websocket_route_may_name_the_origins_allowed_to_open_it(
     # A plain request is not a handshake: its Origin is not this check's business.
     plain = await gateway.decide(req("/live/feed", x_test_token="alice:read", origin="x"), "p")
     assert plain.allowed
+
+
+def test_websocket_capacity_counts_clients_and_gives_places_back() -> None:
+    capacity = Capacity(WebSocketConfig(max_connections=5, max_per_client=2), 64)
+    a = [capacity.take("203.0.113.9"), capacity.take("203.0.113.9")]
+    with pytest.raises(RateLimited):
+        capacity.take("203.0.113.9")
+    # An IPv6 client counts by its /64: another address of the same network is the same.
+    v6 = [capacity.take("2001:db8::1"), capacity.take("2001:db8::2")]
+    with pytest.raises(RateLimited):
+        capacity.take("2001:db8::3")
+    other = capacity.take("198.51.100.1")
+    with pytest.raises(Unavailable):
+        capacity.take("198.51.100.2")  # the worker is full
+    capacity.give_back(a[0])
+    assert capacity.take("198.51.100.2") == "198.51.100.2"
+    for held in (a[1], *v6, other, "198.51.100.2"):
+        capacity.give_back(held)
+    assert capacity.total == 0
+    assert capacity.take("203.0.113.9") == "203.0.113.9"

@@ -36,6 +36,17 @@ def ws_upstream(folder: Path) -> Iterator[int]:
         yield port
 
 
+@contextmanager
+def serving(
+    tmp_path: Path, port: int, server: str = "granian", **overrides: Any
+) -> Iterator[Deployment]:
+    """The WebSocket upstream, and ``bastion serve`` on ``port`` proxying to it."""
+    with ws_upstream(tmp_path / "up") as up:
+        d = deployment(tmp_path, up, port, **overrides)
+        with bastion_serve(d.config_file, port, "--server", server):
+            yield d
+
+
 def deployment(tmp_path: Path, up: int, port: int, **overrides: Any) -> Deployment:
     upstream = f"http://127.0.0.1:{up}"
     routes = [
@@ -94,8 +105,7 @@ def audit_lines(d: Deployment) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])
 def test_websocket_handshake_decided_and_messages_relayed(tmp_path: Path, server: str) -> None:
     port = free_port()
-    with ws_upstream(tmp_path / "up") as up:
-        d = deployment(tmp_path, up, port)
+    with serving(tmp_path, port, server) as d:
         base = f"ws://127.0.0.1:{port}"
         key = {"X-API-Key": d.api_key}
 
@@ -145,8 +155,7 @@ def test_websocket_handshake_decided_and_messages_relayed(tmp_path: Path, server
                     ],
                 )
 
-        with bastion_serve(d.config_file, port, "--server", server):
-            asyncio.run(scenario())
+        asyncio.run(scenario())
     lines = audit_lines(d)
     refused_lines = [line for line in lines if line.get("outcome") != "allow"]
     reasons = {line.get("reason") for line in refused_lines}
@@ -157,8 +166,7 @@ def test_websocket_handshake_decided_and_messages_relayed(tmp_path: Path, server
 def test_websocket_limits_size_and_idleness(tmp_path: Path) -> None:
     port = free_port()
     settings = {"max_message_bytes": 1024 * 1024, "idle_seconds": 1.5}
-    with ws_upstream(tmp_path / "up") as up:
-        d = deployment(tmp_path, up, port, websockets=settings)
+    with serving(tmp_path, port, websockets=settings) as d:
         base = f"ws://127.0.0.1:{port}"
         key = {"X-API-Key": d.api_key}
 
@@ -183,10 +191,9 @@ def test_websocket_limits_size_and_idleness(tmp_path: Path) -> None:
                     assert message.data == 1001
                     assert 1.4 < time.monotonic() - started < 6
 
-        with bastion_serve(d.config_file, port):
-            asyncio.run(scenario())
-            # Every upstream connection was closed too, none left open.
-            assert len(asyncio.run(wait_closes(tmp_path / "up", 3))) == 3
+        asyncio.run(scenario())
+        # Every upstream connection was closed too, none left open.
+        assert len(asyncio.run(wait_closes(tmp_path / "up", 3))) == 3
 
 
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])
@@ -195,8 +202,7 @@ def test_an_open_websocket_closes_when_its_credential_expires_or_is_revoked(
 ) -> None:
     port = free_port()
     settings = {"recheck_seconds": 1}
-    with ws_upstream(tmp_path / "up") as up:
-        d = deployment(tmp_path, up, port, websockets=settings, api_keys={"cache_seconds": 0})
+    with serving(tmp_path, port, server, websockets=settings, api_keys={"cache_seconds": 0}) as d:
         base = f"ws://127.0.0.1:{port}"
 
         async def scenario() -> None:
@@ -227,8 +233,7 @@ def test_an_open_websocket_closes_when_its_credential_expires_or_is_revoked(
                     assert message.type is aiohttp.WSMsgType.CLOSE
                     assert message.data == 1008
 
-        with bastion_serve(d.config_file, port, "--server", server):
-            asyncio.run(scenario())
+        asyncio.run(scenario())
     refused = [line for line in audit_lines(d) if line.get("outcome") != "allow"]
     reasons = [line.get("reason") for line in refused]
     assert "token_expired" in reasons, reasons
@@ -241,8 +246,7 @@ def test_a_client_that_stops_reading_is_cut_not_buffered_for(tmp_path: Path, ser
     # relay waits limits.send_idle_seconds for the client to take the next message, then
     # closes both sides (1001): what waits in buffers is a few MiB, not the 256.
     port = free_port()
-    with ws_upstream(tmp_path / "up") as up:
-        d = deployment(tmp_path, up, port, limits={"send_idle_seconds": 1.5})
+    with serving(tmp_path, port, server, limits={"send_idle_seconds": 1.5}) as d:
         base = f"ws://127.0.0.1:{port}"
 
         async def scenario() -> None:
@@ -261,5 +265,46 @@ def test_a_client_that_stops_reading_is_cut_not_buffered_for(tmp_path: Path, ser
                     assert received < 200  # of 1,024 messages of 256 KiB
                 assert await wait_closes(tmp_path / "up", 1) == [1001]
 
-        with bastion_serve(d.config_file, port, "--server", server):
-            asyncio.run(scenario())
+        asyncio.run(scenario())
+
+
+def test_open_websockets_are_bounded_per_client_and_per_worker(tmp_path: Path) -> None:
+    # Each open WebSocket holds two file descriptors and an upstream connection; the
+    # handshake rate limit alone would let one client pile them up (nginx's limit_conn).
+    port = free_port()
+    settings = {"max_per_client": 2, "max_connections": 3}
+    with serving(tmp_path, port, websockets=settings) as d:
+        url = f"ws://127.0.0.1:{port}/ws/a"
+        key = {"X-API-Key": d.api_key}
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as client:
+                first = await client.ws_connect(url, headers=key)
+                second = await client.ws_connect(url, headers=key)
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await client.ws_connect(url, headers=key)
+                assert refused.value.status == 429
+                assert refused.value.headers is not None
+                assert refused.value.headers["Retry-After"] == "5"
+                # Another client (an address bastion's trusted proxy speaks for) still
+                # gets one, until the worker holds max_connections.
+                other = {**key, "X-Forwarded-For": "198.51.100.7"}
+                third = await client.ws_connect(url, headers=other)
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await client.ws_connect(url, headers={**key, "X-Forwarded-For": "198.51.100.8"})
+                assert refused.value.status == 503
+                await first.close()  # a place freed is a place taken again
+                assert await eventually(lambda: len(closes(tmp_path / "up")) == 1)
+                for _ in range(50):  # bastion gives the place back right after
+                    with contextlib.suppress(aiohttp.WSServerHandshakeError):
+                        fourth = await client.ws_connect(url, headers=key)
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    pytest.fail("the place the closed connection held was not given back")
+                await fourth.send_str("hello")
+                assert await fourth.receive_str(timeout=5) == "hello"
+                for ws in (second, third, fourth):
+                    await ws.close()
+
+        asyncio.run(scenario())

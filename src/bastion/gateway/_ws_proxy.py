@@ -38,14 +38,14 @@ class WebSocketProxy:
         self.proxy = proxy
         self.gateway = proxy.gateway
         self.settings = proxy.gateway.config.websockets
-        self.open_connections = 0
+        self.capacity = ws.Capacity(self.settings, proxy.gateway.config.rate_limits.ipv6_prefix)
         self._session: aiohttp.ClientSession | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         connected = await self._connect(scope, receive, send)
         if connected is None:
             return
-        upstream, handshake = connected
+        upstream, handshake, held = connected
         decision, route = handshake.decision, handshake.route
         accept = [(b"x-request-id", decision.request_id.encode())]
         accept += [(k.encode(), v.encode()) for k, v in decision.headers]
@@ -68,13 +68,12 @@ class WebSocketProxy:
             send_idle=self.proxy.send_idle,
         )
         opened, close = time.monotonic(), (ws.NORMAL, "accept_failed")
-        self.open_connections += 1
         try:
             subprotocol = upstream.protocol
             await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": accept})
             close = await relay.run()
         finally:
-            self.open_connections -= 1
+            self.capacity.give_back(held)
             if not upstream.closed:
                 with contextlib.suppress(Exception):  # gone already, or never answering
                     await asyncio.wait_for(upstream.close(), timeout=5)
@@ -88,9 +87,10 @@ class WebSocketProxy:
 
     async def _connect(
         self, scope: Scope, receive: Receive, send: Send
-    ) -> tuple[aiohttp.ClientWebSocketResponse, ws.Handshake] | None:
-        """The handshake decided and the upstream's side opened; None when refused (the
-        refusal sent)."""
+    ) -> tuple[aiohttp.ClientWebSocketResponse, ws.Handshake, str] | None:
+        """The handshake decided, a place taken within the capacity (its key is the
+        third item) and the upstream's side opened; None when refused (the refusal
+        sent)."""
         handshake = await ws.decide_handshake(
             self.gateway, self.proxy.trust, scope, receive, send, FRONT_DOOR
         )
@@ -109,11 +109,16 @@ class WebSocketProxy:
                 for name, value in self.proxy.upstream_headers(view, decision, route)
                 if not name.startswith("sec-websocket-")
             ]
-            upstream = await self._open(route, url, headers, scope.get("subprotocols") or ())
+            held = self.capacity.take(view.client_ip)
+            try:
+                upstream = await self._open(route, url, headers, scope.get("subprotocols") or ())
+            except BaseException:
+                self.capacity.give_back(held)
+                raise
         except BastionError as exc:
             await ws.deny_handshake(scope, send, refuse(decision, exc))
             return None
-        return upstream, handshake
+        return upstream, handshake, held
 
     async def _open(
         self, route: Route, url: str, headers: list[tuple[str, str]], protocols: Iterable[str]

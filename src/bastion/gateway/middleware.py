@@ -34,7 +34,7 @@ from bastion.errors import (
 from bastion.gateway import websocket
 from bastion.gateway._asgi import ASGIApp, Message, Receive, Scope, Send, bounded_receive
 from bastion.gateway.decision import Decision
-from bastion.gateway.proxy import send_denial, view_from_scope
+from bastion.gateway.proxy import refuse, send_denial, view_from_scope
 from bastion.gateway.runtime import Runtime
 from bastion.model import CredentialType, Principal
 
@@ -63,6 +63,7 @@ class BastionMiddleware:
         self._config = config
         self._runtime = runtime
         self._lock = asyncio.Lock()
+        self._capacity: websocket.Capacity | None = None
 
     async def _ensure(self) -> Runtime:
         if self._runtime is not None:
@@ -119,14 +120,24 @@ class BastionMiddleware:
         if handshake is None:
             return
         connect, view, decision, route, principal = handshake
+        settings = runtime.config.websockets
+        if self._capacity is None:
+            prefix = runtime.config.rate_limits.ipv6_prefix
+            self._capacity = websocket.Capacity(settings, prefix)
+        try:
+            held = self._capacity.take(view.client_ip)
+        except BastionError as exc:
+            await websocket.deny_handshake(scope, send, refuse(decision, exc))
+            return
         scope[PRINCIPAL_KEY] = principal
         state = scope.setdefault("state", {})
         state["principal"] = principal
         state["request_id"] = decision.request_id
-        watch = websocket.Watch(
-            runtime.gateway, view, route, principal, runtime.config.websockets, FRONT_DOOR
-        )
-        await _GuardedSocket(connect, receive, send).run(self.app, scope, watch)
+        watch = websocket.Watch(runtime.gateway, view, route, principal, settings, FRONT_DOOR)
+        try:
+            await _GuardedSocket(connect, receive, send).run(self.app, scope, watch)
+        finally:
+            self._capacity.give_back(held)
 
 
 class _GuardedSocket:

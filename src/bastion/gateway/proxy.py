@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from bastion.errors import BastionError, PayloadTooLarge, RequestTimeout
+from bastion.errors import BastionError, PayloadTooLarge, RateLimited, RequestTimeout
 from bastion.gateway._asgi import (
     SECURITY_HEADERS,
     Message,
@@ -75,6 +75,8 @@ class GatewayTimeout(BastionError):
 def refuse(decision: Decision, error: BastionError) -> Decision:
     """``decision`` turned into a denial by what happened after it (the upstream's part)."""
     decision.allowed, decision.status, decision.error = False, error.status, error
+    if isinstance(error, RateLimited):
+        decision.headers = list(error.headers)  # Retry-After, not the allowed limits'
     return decision
 
 
@@ -193,7 +195,7 @@ class Proxy:
 
     @property
     def open_websockets(self) -> int:
-        return 0 if self._websockets is None else self._websockets.open_connections
+        return 0 if self._websockets is None else self._websockets.capacity.total
 
     def upstream_headers(
         self, view: RequestView, decision: Decision, route: Route

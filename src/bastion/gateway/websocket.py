@@ -17,11 +17,13 @@ import time
 from typing import NamedTuple
 
 from bastion.config import WebSocketConfig
+from bastion.errors import RateLimited, Unavailable
 from bastion.gateway._asgi import Message, Receive, Scope, Send, Trust
 from bastion.gateway.core import Gateway
 from bastion.gateway.decision import PROBLEM_TYPE, Decision
 from bastion.gateway.routes import Route
 from bastion.model import Principal, RequestView
+from bastion.ratelimit import ip_bucket
 
 # RFC 6455 §7.4.1: codes an endpoint may send in a close frame.
 POLICY_VIOLATION = 1008
@@ -100,6 +102,50 @@ async def deny_handshake(scope: Scope, send: Send, decision: Decision) -> None:
         await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
         return
     await send({"type": "websocket.close", "code": POLICY_VIOLATION})
+
+
+class Capacity:
+    """Open connections, per worker and per client address, within the configured
+    bounds (``websockets.max_connections``, ``max_per_client``)."""
+
+    RETRY_SECONDS = 5
+
+    def __init__(self, settings: WebSocketConfig, ipv6_prefix: int) -> None:
+        self.max_total = settings.max_connections
+        self.max_per_client = settings.max_per_client
+        self.ipv6_prefix = ipv6_prefix
+        self.total = 0
+        self._per_client: dict[str, int] = {}
+
+    def take(self, client_ip: str) -> str:
+        """Count one more connection of ``client_ip``; the key to :meth:`give_back`.
+
+        Raises:
+            Unavailable: the worker holds ``max_connections`` already (503).
+            RateLimited: the client holds ``max_per_client`` already (429).
+        """
+        bucket = ip_bucket(client_ip, self.ipv6_prefix)
+        held = self._per_client.get(bucket, 0)
+        if self.total >= self.max_total:
+            raise Unavailable("websocket_capacity")
+        if held >= self.max_per_client:
+            retry = self.RETRY_SECONDS
+            raise RateLimited(
+                "websocket_connections_per_client",
+                retry_after=retry,
+                headers=[("Retry-After", str(retry))],
+            )
+        self._per_client[bucket] = held + 1
+        self.total += 1
+        return bucket
+
+    def give_back(self, bucket: str) -> None:
+        self.total -= 1
+        left = self._per_client[bucket] - 1
+        if left:
+            self._per_client[bucket] = left
+        else:
+            del self._per_client[bucket]
 
 
 class Watch:
