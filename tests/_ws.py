@@ -37,12 +37,19 @@ async def assert_relayed(client: aiohttp.ClientSession, url: str, api_key: str) 
     assert "x-api-key" not in seen
 
 
-async def check_forward_auth_websockets(base: str, api_key: str) -> None:
+async def check_forward_auth_websockets(base: str, api_key: str, token: str) -> None:
     """Through a proxy asking bastion (forward auth) at ``base``: route ``live`` accepts
-    WebSockets, route ``api`` does not."""
+    WebSockets, route ``api`` does not; a browser's ``token`` offered as a subprotocol
+    is its credential."""
     ws_base = base.replace("http://", "ws://")
     async with aiohttp.ClientSession() as client:
         await assert_relayed(client, ws_base + "/live/feed", api_key)
+        offered = ("bastion", f"bastion.bearer.{token}")
+        async with client.ws_connect(ws_base + "/live/feed", protocols=offered) as ws:
+            assert ws.protocol == "bastion"  # the demo upstream's answer
+            await ws.send_str("whoami")
+            seen = (await ws.receive_json(timeout=5))["headers"]
+            assert seen["x-bastion-credential"] == "jwt"
         await assert_refused(
             client,
             ws_base,

@@ -24,7 +24,7 @@ def _seen(request: web.Request) -> dict[str, str]:
 
 async def _socket(request: web.Request) -> web.StreamResponse:
     """A WebSocket that echoes each message; ``whoami`` answers the handshake's headers."""
-    ws = web.WebSocketResponse()
+    ws = web.WebSocketResponse(protocols=("bastion",))  # what a browser's token comes with
     await ws.prepare(request)
     async for message in ws:
         if message.type is WSMsgType.TEXT and message.data == "whoami":

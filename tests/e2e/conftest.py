@@ -23,7 +23,7 @@ import pytest
 from bastion.cli.users import _set_profile
 from bastion.credentials._passwords import hash_password
 from bastion.store import open_store
-from tests._deploy import PASSWORD, Deployment, make_deployment
+from tests._deploy import PASSWORD, Deployment, base_config, make_deployment
 from tests._procs import bastion_serve, demo_upstream
 from tests._services import free_port
 
@@ -79,6 +79,18 @@ class Served:
         return username
 
 
+def live_route(upstream: str, origin: str) -> dict[str, Any]:
+    """A WebSocket route that pages of ``origin`` (only) may open with a bearer token."""
+    return {
+        "name": "live",
+        "path_prefix": "/live",
+        "upstream": upstream,
+        "auth": ["jwt"],
+        "websocket": True,
+        "websocket_origins": [origin],
+    }
+
+
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("e2e")
@@ -94,6 +106,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 oauth={"secure_cookies": True},
                 rate_limits={"per_ip": "100000/minute", "per_principal": "100000/minute",
                              "failed_auth_per_ip": "10000/minute"},
+                routes=[live_route(upstream, base), *base_config(upstream)["routes"]],
             )
         )  # fmt: skip
         with bastion_serve(deployment.config_file, port):

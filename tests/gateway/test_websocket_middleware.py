@@ -36,6 +36,8 @@ def make_app(runtime: Runtime, disconnects: list[int]) -> FastAPI:
                 text = await websocket.receive_text()
                 if text == "whoami":
                     await websocket.send_text(websocket.state.principal.subject)
+                elif text == "protocols":  # what the app was offered
+                    await websocket.send_text(",".join(websocket.scope["subprotocols"]))
                 else:
                     await websocket.send_text(text)
         except WebSocketDisconnect as gone:
@@ -119,3 +121,21 @@ async def test_a_revoked_key_or_an_expired_token_closes_the_apps_socket(
     finally:
         await runtime.aclose()
     assert disconnects == [1008, 1008]  # the app was told, each time
+
+
+async def test_a_browser_token_offered_as_a_subprotocol_reaches_no_app(
+    tmp_path: Path, upstream: str
+) -> None:
+    d = await deployment(tmp_path, upstream)
+    runtime = await Runtime.start(d.config)
+    try:
+        async with serving(make_app(runtime, [])) as base, aiohttp.ClientSession() as c:
+            offered = ("bastion", f"bastion.bearer.{d.jwt()}", "feed.v1")
+            async with c.ws_connect(base + "/live/feed", protocols=offered) as ws:
+                assert ws.protocol == "bastion"  # the app chose none
+                await ws.send_str("whoami")
+                assert await ws.receive_str(timeout=5) == "alice"
+                await ws.send_str("protocols")
+                assert await ws.receive_str(timeout=5) == "feed.v1"
+    finally:
+        await runtime.aclose()

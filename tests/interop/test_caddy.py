@@ -40,7 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Deplo
         # forward-auth requests for handshakes (it copies Upgrade and Connection) arrive
         # at bastion as WebSocket handshakes themselves.
         live = {"name": "live", "path_prefix": "/live", "upstream": upstream}
-        routes.insert(0, {**live, "auth": ["api_key"], "websocket": True})
+        routes.insert(0, {**live, "auth": ["api_key", "jwt"], "websocket": True})
         d = asyncio.run(
             make_deployment(
                 folder / "bastion",
@@ -116,4 +116,4 @@ def test_websocket_through_caddy_on_routes_that_accept_them(
     stack: tuple[str, Deployment],
 ) -> None:
     base, d = stack
-    asyncio.run(check_forward_auth_websockets(base, d.api_key))
+    asyncio.run(check_forward_auth_websockets(base, d.api_key, d.jwt()))

@@ -308,3 +308,41 @@ def test_open_websockets_are_bounded_per_client_and_per_worker(tmp_path: Path) -
                     await ws.close()
 
         asyncio.run(scenario())
+
+
+def test_a_browser_token_offered_as_a_subprotocol(tmp_path: Path) -> None:
+    # Browsers cannot set Authorization on a WebSocket: a page offers its token as the
+    # subprotocol "bastion.bearer.<token>" beside "bastion". Neither reaches the upstream;
+    # the answer names the upstream's choice, or "bastion" when it made none.
+    port = free_port()
+    with serving(tmp_path, port) as d:
+        url = f"ws://127.0.0.1:{port}/ws/a"
+        token = d.jwt()
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as client:
+                offered = ("bastion", f"bastion.bearer.{token}", "chat.v1")
+                async with client.ws_connect(url, protocols=offered) as ws:
+                    assert ws.protocol == "chat.v1"
+                    await ws.send_str("whoami")
+                    seen = json.loads(await ws.receive_str(timeout=5))["headers"]
+                    assert seen["x-bastion-subject"] == "alice"
+                    assert seen["x-bastion-credential"] == "jwt"
+                    assert seen["sec-websocket-protocol"] == "chat.v1"  # nothing of bastion's
+                    assert "authorization" not in seen
+                offered = ("bastion", f"bastion.bearer.{token}")
+                async with client.ws_connect(url, protocols=offered) as ws:
+                    assert ws.protocol == "bastion"
+                    await ws.send_str("hello")
+                    assert await ws.receive_str(timeout=5) == "hello"
+                for bad, status in (
+                    (f"bastion.bearer.{token}x", 401),  # a bad signature
+                    ("bastion.bearer.a.b", 401),  # not a JWT
+                    ("bastion.bearer.", 400),  # no token at all: a malformed credential
+                ):
+                    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                        await client.ws_connect(url, protocols=("bastion", bad))
+                    assert refused.value.status == status, bad
+
+        asyncio.run(scenario())
+    assert token not in d.audit_log.read_text()

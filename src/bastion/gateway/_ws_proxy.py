@@ -69,7 +69,7 @@ class WebSocketProxy:
         )
         opened, close = time.monotonic(), (ws.NORMAL, "accept_failed")
         try:
-            subprotocol = upstream.protocol
+            subprotocol = ws.chosen_protocol(scope.get("subprotocols") or [], upstream.protocol)
             await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": accept})
             close = await relay.run()
         finally:
@@ -111,7 +111,8 @@ class WebSocketProxy:
             ]
             held = self.capacity.take(view.client_ip)
             try:
-                upstream = await self._open(route, url, headers, scope.get("subprotocols") or ())
+                offered = ws.app_protocols(scope.get("subprotocols") or [])
+                upstream = await self._open(route, url, headers, offered)
             except BaseException:
                 self.capacity.give_back(held)
                 raise

@@ -16,8 +16,9 @@ from bastion.gateway._asgi import Scope, Send, Trust, header_dict, peer_address,
 from bastion.gateway._asgi import send_response as _send
 from bastion.gateway._rsgi import RSGIProtocol, RSGIScope, split_address
 from bastion.gateway._rsgi import header_dict as rsgi_headers
-from bastion.gateway.core import Gateway
+from bastion.gateway.core import Gateway, wants_websocket
 from bastion.gateway.decision import Decision
+from bastion.gateway.websocket import protocol_credential
 from bastion.model import RequestView
 
 FRONT_DOOR = "forward_auth"
@@ -64,6 +65,9 @@ def view_from_headers(
     if method not in _METHODS:
         raise BadRequest("bad_forwarded_method")
     path, _, query = uri.partition("?")
+    offered = headers.get("sec-websocket-protocol")
+    if offered is not None and wants_websocket(headers):  # a browser's token (websocket.py)
+        headers = protocol_credential(headers, offered.split(","))
     proto = headers.get("x-forwarded-proto", "http").lower()
     host = headers.get("x-forwarded-host") or headers.get("host") or ""
     return RequestView(

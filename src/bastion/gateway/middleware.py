@@ -133,9 +133,12 @@ class BastionMiddleware:
         state = scope.setdefault("state", {})
         state["principal"] = principal
         state["request_id"] = decision.request_id
+        offered = scope.get("subprotocols") or []
+        scope["subprotocols"] = websocket.app_protocols(offered)  # the app's own only
         watch = websocket.Watch(runtime.gateway, view, route, principal, settings, FRONT_DOOR)
         try:
-            await _GuardedSocket(connect, receive, send).run(self.app, scope, watch)
+            guarded = _GuardedSocket(connect, receive, send, offered)
+            await guarded.run(self.app, scope, watch)
         finally:
             self._capacity.give_back(held)
 
@@ -145,9 +148,10 @@ class _GuardedSocket:
     the close frame and the app a ``websocket.disconnect`` (and nothing the app sends
     after reaches the client); the app gets 5 s to finish its own clean-up."""
 
-    def __init__(self, connect: Message, receive: Receive, send: Send) -> None:
+    def __init__(self, connect: Message, receive: Receive, send: Send, offered: list[str]) -> None:
         self._connect: Message | None = connect  # replayed: the app asks for it too
         self._receive, self._send = receive, send
+        self._offered = offered  # the client's subprotocols, bastion's own included
         self._closed = asyncio.Event()
         self._code = websocket.POLICY_VIOLATION
 
@@ -190,8 +194,12 @@ class _GuardedSocket:
         return {"type": "websocket.disconnect", "code": self._code}
 
     async def send(self, message: Message) -> None:
-        if not self._closed.is_set():  # else the connection was closed under the app
-            await self._send(message)
+        if self._closed.is_set():
+            return  # the connection was closed under the app
+        if message["type"] == "websocket.accept":
+            chosen = websocket.chosen_protocol(self._offered, message.get("subprotocol"))
+            message = {**message, "subprotocol": chosen}
+        await self._send(message)
 
 
 def _with_headers(send: Send, decision: Decision, runtime: Runtime, secure: bool) -> Send:

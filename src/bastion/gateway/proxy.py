@@ -31,6 +31,7 @@ from bastion.gateway._hardening import Hardening
 from bastion.gateway.core import Gateway
 from bastion.gateway.decision import PROBLEM_TYPE, Decision
 from bastion.gateway.routes import Route
+from bastion.gateway.websocket import protocol_credential
 from bastion.model import CredentialType, RequestView
 
 if TYPE_CHECKING:  # aiohttp loads only where a route proxies: a worker that only
@@ -83,6 +84,8 @@ def refuse(decision: Decision, error: BastionError) -> Decision:
 def view_from_scope(scope: Scope, trust: Trust) -> RequestView:
     """The request as the client sent it to bastion directly."""
     headers = header_dict(scope["headers"])
+    if scope["type"] == "websocket":
+        headers = protocol_credential(headers, scope.get("subprotocols") or ())
     peer = peer_address(scope)
     trusted = trust.trusted(peer)
     secure = scope.get("scheme") in ("https", "wss")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from bastion.config import WebSocketConfig
@@ -35,6 +36,13 @@ GOING_AWAY = 1001
 NORMAL = 1000
 _UNSENDABLE = frozenset({1004, 1005, 1006, 1015})
 
+# Browsers cannot set a header on a WebSocket handshake: a page offers its bearer token
+# as the subprotocol "bastion.bearer.<token>" beside "bastion" (Kubernetes' way). Neither
+# goes upstream; "bastion" is what is answered when the upstream chooses no subprotocol
+# (a browser fails a handshake whose answer names none of the ones it offered).
+BASTION_PROTOCOL = "bastion"
+BEARER_PROTOCOL = "bastion.bearer."
+
 Close = tuple[int, str]  # close code and reason
 CLIENT_CLOSED = "client_closed"
 
@@ -53,6 +61,34 @@ def close_for(decision: Decision) -> Close:
     if decision.status in (401, 403):
         return POLICY_VIOLATION, decision.code
     return (TRY_AGAIN_LATER if decision.status in (429, 503) else INTERNAL_ERROR), decision.code
+
+
+def protocol_credential(headers: dict[str, str], offered: Iterable[str]) -> dict[str, str]:
+    """``headers`` of a WebSocket handshake whose client ``offered`` a token as the
+    subprotocol ``bastion.bearer.<token>``, with the ``Authorization: Bearer`` it stands
+    for (a copy; ``headers`` itself when there is none, or when ``Authorization`` is sent
+    too). Servers keep the subprotocols apart from the headers (the ASGI scope's
+    ``subprotocols``); behind a proxy they are the ``Sec-WebSocket-Protocol`` header."""
+    if "authorization" in headers:
+        return headers
+    for protocol in offered:
+        protocol = protocol.strip()
+        if protocol.startswith(BEARER_PROTOCOL):
+            return {**headers, "authorization": "Bearer " + protocol[len(BEARER_PROTOCOL) :]}
+    return headers
+
+
+def app_protocols(offered: list[str]) -> list[str]:
+    """The subprotocols a client offered, but bastion's own."""
+    return [p for p in offered if p != BASTION_PROTOCOL and not p.startswith(BEARER_PROTOCOL)]
+
+
+def chosen_protocol(offered: list[str], chosen: str | None) -> str | None:
+    """The subprotocol to answer: the upstream's (or app's) choice, else ``bastion`` if
+    the client offered it."""
+    if chosen is None and BASTION_PROTOCOL in offered:
+        return BASTION_PROTOCOL
+    return chosen
 
 
 class Handshake(NamedTuple):
