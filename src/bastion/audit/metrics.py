@@ -152,19 +152,22 @@ class Metrics:
 
     def watch_audit(self, held_bytes: Callable[[], float]) -> None:
         """Expose the audit log's backlog, read at scrape time (alert on > 0)."""
-        Gauge(
+        self._read_at_scrape(
             "bastion_audit_held_bytes",
             "Audit bytes held because writing the audit log fails (0 while it works).",
-            registry=self.registry,
-        ).set_function(held_bytes)
+            held_bytes,
+        )
 
     def watch_websockets(self, open_connections: Callable[[], float]) -> None:
         """Expose the proxied WebSocket connections open now, read at scrape time."""
-        Gauge(
+        self._read_at_scrape(
             "bastion_websocket_connections",
             "WebSocket connections the proxy holds open now.",
-            registry=self.registry,
-        ).set_function(open_connections)
+            open_connections,
+        )
+
+    def _read_at_scrape(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        Gauge(name, documentation, registry=self.registry).set_function(read)
 
     def _child(self, metric: Any, key: tuple[str, ...], labels: tuple[str, ...]) -> Any:
         child = self._children.get(key)

@@ -16,8 +16,8 @@ import logging
 import orjson
 
 from bastion.config import Config, config_from_env
-from bastion.gateway import forward_auth
-from bastion.gateway._asgi import SECURITY_HEADERS, Message, Receive, Scope, Send, peer_address
+from bastion.gateway import forward_auth, websocket
+from bastion.gateway._asgi import SECURITY_HEADERS, Receive, Scope, Send, peer_address
 from bastion.gateway._asgi import send_response as respond
 from bastion.gateway._rsgi import RSGIProtocol, RSGIScope, run_asgi
 from bastion.gateway.proxy import send_denial, view_from_scope
@@ -87,7 +87,7 @@ class GatewayApp:
                 return
             await receive()  # websocket.connect
             as_http = {**scope, "type": "http", "method": "GET"}
-            await self._http(as_http, receive, _as_denial_response(send))
+            await self._http(as_http, receive, websocket.denial_response(send))
             return
         await runtime.proxy.websocket(scope, receive, send)
 
@@ -179,18 +179,6 @@ class GatewayApp:
         body = orjson.dumps(runtime.public_jwks())
         headers = [JSON, ("cache-control", "public, max-age=300")]
         await respond(send, 200, headers, body)
-
-
-def _as_denial_response(send: Send) -> Send:
-    """``send`` for an HTTP response given in answer to a WebSocket handshake."""
-
-    async def denial(message: Message) -> None:
-        kind = message["type"]
-        if kind in ("http.response.start", "http.response.body"):
-            message = {**message, "type": "websocket." + kind}
-        await send(message)
-
-    return denial
 
 
 def from_env() -> GatewayApp:

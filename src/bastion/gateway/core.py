@@ -88,6 +88,11 @@ GOOD_PAIR_SECONDS = 7 * 86400
 _SHARE_EVERY = 3600.0
 
 
+def _account_block(blocked: LimitResult | None) -> bool:
+    """Whether ``blocked`` is an account's failed-credential block (not an address's)."""
+    return blocked is not None and blocked.policy == FAILED_ACCOUNT_POLICY
+
+
 class _Plan(NamedTuple):
     block: tuple[tuple[str, str], ...]  # identity headers but the request id and assertion
     checks: Prepared  # post-authentication rate limits
@@ -464,7 +469,7 @@ class Gateway:
         an account's credential blocks it everywhere but where its owner authenticated
         before (a lock-out by others would be a denial of service); there only the
         address's own count holds the request back."""
-        if blocked is None or blocked.policy != FAILED_ACCOUNT_POLICY or account is None:
+        if account is None or not _account_block(blocked):
             return False
         seen = self._good_pairs.get((account, ip))
         return seen is not None and time.monotonic() - seen < GOOD_PAIR_SECONDS
@@ -505,9 +510,9 @@ class Gateway:
         self, blocked: LimitResult | None, account: str | None, ip: str
     ) -> bool:
         """:meth:`_owner_exempt` for a pair another instance saw (shared counters)."""
-        if blocked is None or blocked.policy != FAILED_ACCOUNT_POLICY or account is None:
+        if self.limiter.in_process or account is None or not _account_block(blocked):
             return False
-        return not self.limiter.in_process and await self.limiter.owner_known(account, ip)
+        return await self.limiter.owner_known(account, ip)
 
     async def _share_pair(self, account: str, ip: str) -> None:
         """Share a good pair with the other instances (at most once an hour each)."""

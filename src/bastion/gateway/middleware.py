@@ -108,8 +108,7 @@ class BastionMiddleware:
             # The app was reading a body that grew too large or stopped coming.
             if started:
                 raise
-            decision.allowed, decision.status, decision.error = False, exc.status, exc
-            await send_denial(send, decision)
+            await send_denial(send, refuse(decision, exc))
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Decide the handshake; run the app's endpoint while the credential holds."""

@@ -184,8 +184,7 @@ class Proxy:
             if started:  # too late for an error response: the client sees a cut stream
                 log.warning("upstream stream of %s aborted: %s", route.name, exc.reason)
                 return
-            decision.allowed, decision.status, decision.error = False, exc.status, exc
-            await send_denial(send, decision)
+            await send_denial(send, refuse(decision, exc))
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket handshake: decided, then relayed to the route's upstream while the

@@ -21,7 +21,7 @@ from bastion.config import WebSocketConfig
 from bastion.errors import RateLimited, Unavailable
 from bastion.gateway._asgi import Message, Receive, Scope, Send, Trust
 from bastion.gateway.core import Gateway
-from bastion.gateway.decision import PROBLEM_TYPE, Decision
+from bastion.gateway.decision import Decision
 from bastion.gateway.routes import Route
 from bastion.model import Principal, RequestView
 from bastion.ratelimit import ip_bucket
@@ -120,22 +120,27 @@ async def decide_handshake(
     return Handshake(connect, view, decision, route, principal)
 
 
+def denial_response(send: Send) -> Send:
+    """``send`` for an HTTP response given in answer to a WebSocket handshake (ASGI's
+    ``websocket.http.response`` extension)."""
+
+    async def denial(message: Message) -> None:
+        kind = message["type"]
+        if kind in ("http.response.start", "http.response.body"):
+            message = {**message, "type": "websocket." + kind}
+        await send(message)
+
+    return denial
+
+
 async def deny_handshake(scope: Scope, send: Send, decision: Decision) -> None:
-    """Refuse a handshake with the decision's status, challenge and problem body where
-    the server supports ASGI's denial response; else a plain refusal (403)."""
+    """Refuse a handshake with the response any refused request gets (status, challenge,
+    problem body) where the server supports ASGI's denial response; else a plain
+    refusal (403)."""
+    from bastion.gateway.proxy import send_denial  # the proxy imports this module
+
     if "websocket.http.response" in scope.get("extensions", {}):
-        body = decision.problem_body()
-        headers = [
-            ("content-type", PROBLEM_TYPE),
-            *decision.headers,
-            ("x-request-id", decision.request_id),
-            ("content-length", str(len(body))),
-        ]
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-        await send(
-            {"type": "websocket.http.response.start", "status": decision.status, "headers": raw}
-        )
-        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+        await send_denial(denial_response(send), decision)
         return
     await send({"type": "websocket.close", "code": POLICY_VIOLATION})
 

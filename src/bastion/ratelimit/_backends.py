@@ -330,14 +330,19 @@ class RedisBackend:
         window = await self.storage.get_sliding_window(key, expiry)
         return sliding_stats(amount, expiry, *window)
 
+    @property
+    def _bridge(self) -> Any:
+        # limits exposes no client; its redis-py bridge keeps it as ``storage``.
+        return self.storage.bridge
+
     async def remember(self, key: str, seconds: int) -> None:
         """Mark ``key`` (under the backend's prefix) for ``seconds``."""
-        bridge: Any = self.storage.bridge  # limits' redis-py bridge keeps the client
+        bridge = self._bridge
         await bridge.storage.set(bridge.prefixed_key(key), b"1", ex=seconds)
 
     async def known(self, key: str) -> bool:
         """Whether ``key`` was marked and has not expired."""
-        bridge: Any = self.storage.bridge
+        bridge = self._bridge
         return bool(await bridge.storage.exists(bridge.prefixed_key(key)))
 
     async def clear_namespace(self) -> None:
@@ -345,6 +350,5 @@ class RedisBackend:
         await self.storage.reset()
 
     async def aclose(self) -> None:
-        # limits exposes no close(); its redis-py bridge keeps the client as ``storage``.
-        client = self.storage.bridge.storage  # type: ignore[attr-defined]
+        client = self._bridge.storage  # limits exposes no close()
         await client.aclose()
