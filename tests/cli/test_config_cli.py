@@ -159,3 +159,21 @@ def test_uvicorn_without_wsproto_is_refused_for_websocket_routes(
     result = runner.invoke(app, ["serve", "--config", str(config), "--server", "uvicorn"])
     assert result.exit_code == 2
     assert "pip install wsproto" in " ".join(result.output.split())
+
+
+def test_a_config_too_large_to_hand_to_the_workers_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workers get the checked text in their environment, where one string may hold
+    # 128 KiB on Linux: a larger config would fail there, after start-up.
+    config = tmp_path / "bastion.yaml"
+    assert runner.invoke(app, ["init", "--config", str(config)]).exit_code == 0
+    config.write_text(config.read_text() + "#" + "x" * (121 * 1024) + "\n")
+
+    def execv(*args: object) -> None:  # were the check missing: never become the server
+        raise SystemExit(99)
+
+    monkeypatch.setattr(os, "execv", execv)
+    result = runner.invoke(app, ["serve", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "larger than 120 KiB" in " ".join(result.output.split())
