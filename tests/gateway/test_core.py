@@ -9,7 +9,7 @@ from bastion.config import AuthMethod, WebSocketConfig, parse_config
 from bastion.errors import RateLimited, Unavailable
 from bastion.gateway.core import Gateway, header_safe
 from bastion.gateway.websocket import Capacity
-from bastion.model import RequestView
+from bastion.model import CredentialType, Principal, RequestView
 from tests.gateway._fakes import FakeLimiter, FakeObserver, TokenAuthenticator
 
 CONFIG: dict[str, Any] = {
@@ -342,6 +342,63 @@ async def test_a_websocket_route_may_name_the_origins_allowed_to_open_it(
     # A plain request is not a handshake: its Origin is not this check's business.
     plain = await gateway.decide(req("/live/feed", x_test_token="alice:read", origin="x"), "p")
     assert plain.allowed
+
+
+class AmbientAuthenticator(TokenAuthenticator):
+    """The fake token read as HTTP Basic: a credential browsers send by themselves."""
+
+    method = AuthMethod.BASIC
+
+    async def authenticate(self, request: RequestView) -> Principal:
+        found = await super().authenticate(request)
+        return dataclasses.replace(found, credential=CredentialType.BASIC)
+
+
+@pytest.mark.parametrize(
+    ("origin", "method", "listed", "allowed"),
+    [
+        ("https://api.example.com", AuthMethod.BASIC, None, True),  # the page of the API
+        ("http://API.example.com", AuthMethod.BASIC, None, True),  # hosts: no case
+        ("https://evil.example", AuthMethod.BASIC, None, False),  # hijacking
+        ("https://api.example.com:8443", AuthMethod.BASIC, None, False),  # another port
+        ("https://api.example.com.evil.example", AuthMethod.BASIC, None, False),
+        ("https://api.example.com/", AuthMethod.BASIC, None, False),  # not an Origin
+        ("null", AuthMethod.BASIC, None, False),  # sandboxed frames, file: pages
+        (None, AuthMethod.BASIC, None, True),  # not a browser
+        ("https://evil.example", AuthMethod.JWT, None, True),  # a token is not ambient
+        ("https://evil.example", AuthMethod.BASIC, ["https://evil.example"], True),
+    ],
+)
+async def test_basic_on_a_websocket_is_same_origin_unless_origins_are_listed(
+    origin: str | None, method: AuthMethod, listed: list[str] | None, allowed: bool
+) -> None:
+    route: dict[str, Any] = {
+        "name": "live",
+        "path_prefix": "/live",
+        "auth": [method.value],
+        "websocket": True,
+    }
+    if listed is not None:
+        route["websocket_origins"] = listed
+    auth = AmbientAuthenticator() if method is AuthMethod.BASIC else TokenAuthenticator()
+    gateway = Gateway(
+        parse_config({"routes": [route]}),
+        authenticators={method: auth},
+        limiter=FakeLimiter(),
+        observer=FakeObserver(),
+    )
+    headers = {"x_test_token": "alice:read", "upgrade": "websocket"}
+    if origin is not None:
+        headers["origin"] = origin
+    view = dataclasses.replace(req("/live/feed", **headers), host="api.example.com")
+    decision = await gateway.decide(view, "proxy")
+    assert decision.allowed is allowed
+    if not allowed:
+        assert (decision.status, decision.reason) == (403, "origin_not_allowed")
+    # A plain request with the same credential and Origin is not a handshake.
+    no_upgrade = {k: v for k, v in view.headers.items() if k != "upgrade"}
+    plain = dataclasses.replace(view, headers=no_upgrade)
+    assert (await gateway.decide(plain, "proxy")).allowed
 
 
 def test_websocket_capacity_counts_clients_and_gives_places_back() -> None:

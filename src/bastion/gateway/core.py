@@ -53,6 +53,15 @@ def header_safe(value: str) -> str:
     )
 
 
+def same_host(origin: str, host: str) -> bool:
+    """Whether a browser's ``Origin`` names the host (and port) the request is addressed
+    to; ``null`` and anything unparsable do not."""
+    scheme, sep, rest = origin.partition("://")
+    if not sep or not scheme or not rest or "/" in rest or not host:
+        return False
+    return rest.lower() == host.lower()
+
+
 def _header_list(values: frozenset[str]) -> str:
     """Scopes or roles as one header value, space-separated: a space inside one (a
     token's ``scp`` list, an identity provider's group name) is percent-encoded, so
@@ -331,7 +340,8 @@ class Gateway:
     async def _decide(self, request: RequestView, decision: Decision) -> None:
         decision.path, route = self.match(request)
         decision.route = route
-        if "upgrade" in request.headers and wants_websocket(request.headers):
+        websocket = "upgrade" in request.headers and wants_websocket(request.headers)
+        if websocket:
             self._check_websocket(request, route)
         self._guard(request)
         limiter = self.limiter
@@ -350,6 +360,8 @@ class Gateway:
             found = self._authenticate_now(request, route) if local else None
             principal = found or await self._authenticate(request, route)
         decision.principal = principal
+        if websocket and principal.credential is CredentialType.BASIC:
+            self._check_ambient_origin(request, route)
         if route.assurance and principal is not ANONYMOUS:
             self._check_assurance(principal, route)
         self._authorize(principal, route)
@@ -378,6 +390,20 @@ class Gateway:
         origin = request.headers.get("origin")
         if origins is not None and origin is not None and origin.lower() not in origins:
             raise Forbidden("origin_not_allowed")
+
+    @staticmethod
+    def _check_ambient_origin(request: RequestView, route: Route) -> None:
+        """A handshake authenticated by Basic, which a browser sends by itself with any
+        page's handshake (cross-site WebSocket hijacking): with no ``websocket_origins``
+        on the route, only a page of the origin the request is addressed to may open it
+        (gorilla/websocket's and Django Channels' default). A handshake without
+        ``Origin`` is not from a browser."""
+        origin = request.headers.get("origin")
+        if origin is None or route.websocket_origins is not None:
+            return  # no browser, or the route's own list was applied before
+        if same_host(origin, request.host):
+            return
+        raise Forbidden("origin_not_allowed")
 
     def _ip_check(self, client_ip: str) -> Prepared:
         """The per-IP check, prepared once per address (bounded)."""
