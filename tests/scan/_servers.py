@@ -37,7 +37,7 @@ class ServerThread:
             lifespan="off",
             server_header=False,
             date_header=False,
-            ws="none",
+            ws="wsproto",
             access_log=False,
             proxy_headers=False,  # X-Forwarded-For from loopback must not be trusted here
             ssl_certfile=str(certfile) if certfile else None,

@@ -186,3 +186,27 @@ def test_tls_and_transport_findings(lab_results: dict[str, ScanResult]) -> None:
     assert titles("tls_expired") == {"Certificate not trusted: certificate has expired": "high"}
     # The fixed HTTPS target: TLS 1.2+, AEAD only, trusted, HSTS, HTTP only redirects.
     assert not [f for f in lab_results["fixed"].findings if f.check in {"tls", "transport"}]
+
+
+def test_websockets_opened_without_credentials_and_from_any_origin(
+    lab_results: dict[str, ScanResult],
+) -> None:
+    found = {
+        (f.check, f.endpoint.split("/api/v2", 1)[1]): f
+        for f in lab_results["vuln"].findings
+        if f.check.startswith("websocket_")
+    }
+    # /live: the HTTP route needs a credential, its socket does not, and said what it
+    # serves; /notifications: a cookie opens it from any page, but nothing without one.
+    assert set(found) == {
+        ("websocket_unauthenticated", "/live"),
+        ("websocket_origin", "/notifications"),
+    }
+    open_socket = found["websocket_unauthenticated", "/live"]
+    assert open_socket.severity.label == "high"
+    assert '[message] {"feed":"orders"' in open_socket.evidence[0].response
+    assert "HTTP 401" in open_socket.evidence[1].response
+    hijack = found["websocket_origin", "/notifications"]
+    assert "origin: https://evil.bastion-scan.invalid" in hijack.evidence[0].request.lower()
+    assert "session cookie" in hijack.evidence[0].note
+    assert "order shipped" in hijack.evidence[0].response

@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bastion.scan import IdentityError, Severity, SpecError, _jwt, parse_auth, parse_login
+from bastion.scan import (
+    IdentityError,
+    Severity,
+    SpecError,
+    _jwt,
+    _websocket,
+    parse_auth,
+    parse_login,
+)
 from bastion.scan._canary import Canary
 from bastion.scan._identity import json_path, token_from
 from bastion.scan._openapi import load_spec, parse_endpoint_list, parse_text
@@ -314,3 +322,41 @@ def test_shared_schemas_referenced_on_every_level_do_not_expand_exponentially() 
     assert 40 < _schemas_in(op.body_schema) <= MAX_SCHEMA_NODES
     assert 40 < _schemas_in(op.response_schema) <= MAX_SCHEMA_NODES
     assert set(op.body_schema["properties"]) == {f"p{i}" for i in range(40)}  # type: ignore[index]
+
+
+def test_websocket_handshake_and_the_frames_a_server_sends() -> None:
+    # RFC 6455 section 1.3's own example.
+    assert _websocket.accept_for("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    shake = _websocket.handshake("https://app.example")
+    assert shake.headers["Origin"] == "https://app.example"
+    assert shake.accept == _websocket.accept_for(shake.headers["Sec-WebSocket-Key"])
+    assert "Origin" not in _websocket.handshake(None).headers
+    assert (
+        _websocket.handshake(None).headers["Sec-WebSocket-Key"]
+        != shake.headers["Sec-WebSocket-Key"]
+    )
+    ping = bytes([0x89, 0x00])
+    text = bytes([0x81, 0x05]) + b"hello"
+    long = bytes([0x82, 126]) + (300).to_bytes(2, "big") + b"x" * 300
+    close = bytes([0x88, 0x02]) + (1008).to_bytes(2, "big")
+    masked = bytes([0x81, 0x82, 1, 2, 3, 4]) + bytes([ord("o") ^ 1, ord("k") ^ 2])
+    found = _websocket.frames(ping + text + long + close + masked)
+    assert [(f.opcode, len(f.payload)) for f in found] == [(9, 0), (1, 5), (2, 300), (8, 2), (1, 2)]
+    assert found[3].close_code == 1008
+    assert found[4].payload == b"ok"
+    assert found[1].close_code is None
+    # The first thing said skips pings; a partial frame is not a frame.
+    said = _websocket.first_words(ping + text)
+    assert said is not None
+    assert said.payload == b"hello"
+    assert _websocket.frames(text[:4]) == []
+    assert _websocket.first_words(bytes([0x82, 127]) + (2**40).to_bytes(8, "big")) is None
+    assert _websocket.describe(text + close) == "[message] hello\n[close 1008]"
+    assert _websocket.describe(b"") == "[no message within the probe's wait]"
+
+
+@given(st.binary(max_size=300))
+def test_websocket_frames_never_fail_on_garbage(data: bytes) -> None:
+    for frame in _websocket.frames(data):
+        assert len(frame.payload) <= len(data)
+    _websocket.describe(data)

@@ -11,6 +11,7 @@ Never expose this outside 127.0.0.1: it is insecure on purpose.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -37,9 +38,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bastion.scan._jwt import b64u, b64u_json, unb64u
 
@@ -363,7 +365,7 @@ def public_user(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("id", "username", "email", "role", "display_name")}
 
 
-def current_user(state: State, request: Request) -> tuple[dict[str, Any] | None, str]:
+def current_user(state: State, request: HTTPConnection) -> tuple[dict[str, Any] | None, str]:
     """The caller and how they authenticated (bearer | apikey | cookie | '')."""
     vuln = state.config.vulnerable
     auth = request.headers.get("authorization", "")
@@ -506,6 +508,45 @@ class Handlers:
         if self.vuln and self.s.user(username=name) is not None:
             return JSONResponse({"error": f"the profile of {name} is private"}, 403)
         return _deny(404)
+
+    async def live(self, request: Request) -> Response:
+        """The order feed over plain HTTP: authenticated in both variants."""
+        user = self.who(request)
+        if user is None:
+            return _deny()
+        return JSONResponse(self._feed(user))
+
+    def _feed(self, user: dict[str, Any] | None) -> dict[str, Any]:
+        rows = self.s.db.execute("SELECT id, item FROM orders ORDER BY id LIMIT 3").fetchall()
+        return {"feed": "orders", "latest": [dict(r) for r in rows], "for": (user or {}).get("id")}
+
+    async def live_socket(self, websocket: WebSocket) -> None:
+        """The same feed as a WebSocket. The vulnerable app authenticates only HTTP
+        requests (as an `http`-only middleware would): the handshake goes through."""
+        user = current_user(self.s, websocket)[0]
+        if user is None and not self.vuln:
+            await websocket.close(1008)  # before accepting: the handshake is refused
+            return
+        await self._serve(websocket, self._feed(user))
+
+    async def notifications_socket(self, websocket: WebSocket) -> None:
+        """Notifications for the user of the session cookie (or a token). The vulnerable
+        app never looks at Origin: any page can open it with a victim's cookie."""
+        user = current_user(self.s, websocket)[0]
+        origin = websocket.headers.get("origin")
+        foreign = origin is not None and urlsplit(origin).netloc != websocket.headers.get("host")
+        if user is None or (foreign and not self.vuln):
+            await websocket.close(1008)
+            return
+        await self._serve(websocket, {"notifications": [f"order shipped to {user['email']}"]})
+
+    @staticmethod
+    async def _serve(websocket: WebSocket, first: dict[str, Any]) -> None:
+        await websocket.accept()
+        await websocket.send_json(first)
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive_text()
 
     async def me(self, request: Request) -> Response:
         user, how = current_user(self.s, request)
@@ -890,6 +931,10 @@ def spec(config: VulnConfig) -> dict[str, Any]:
             item["tags"] = tags
         return item
 
+    def socket(item: dict[str, Any]) -> dict[str, Any]:
+        item["responses"]["101"] = {"description": "switches to WebSocket"}
+        return item
+
     def path_param(name: str, example: Any = None) -> dict[str, Any]:
         p: dict[str, Any] = {
             "name": name,
@@ -1065,6 +1110,8 @@ def spec(config: VulnConfig) -> dict[str, Any]:
                     out=_obj("query_valid", "results"),
                 )
             },
+            f"{API}/live": {"get": socket(op("the order feed, also as a WebSocket"))},
+            f"{API}/notifications": {"get": socket({"summary": "notifications", "responses": {}})},
         },
     }
 
@@ -1100,6 +1147,9 @@ def make_app(config: VulnConfig) -> tuple[Any, State]:
         Route(f"{API}/items", h.items),
         Route(f"{API}/search", h.search),
         Route("/.well-known/jwks.json", h.jwks),
+        Route(f"{API}/live", h.live),
+        WebSocketRoute(f"{API}/live", h.live_socket),
+        WebSocketRoute(f"{API}/notifications", h.notifications_socket),
     ]
     if config.vulnerable:
         routes += [

@@ -60,6 +60,7 @@ class Operation:
     tags: tuple[str, ...] = ()
     summary: str = ""
     operation_id: str = ""
+    websocket: bool = False  # the spec declares a 101 Switching Protocols answer
 
     @property
     def key(self) -> str:
@@ -262,6 +263,7 @@ def _operation(
         tags=tuple(str(t) for t in _seq(op.get("tags"))),
         summary=str(op.get("summary", "")),
         operation_id=str(op.get("operationId", "")),
+        websocket=any(str(code) == "101" for code in _map(op.get("responses"))),
     )
 
 

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from bastion.scan._errors import BudgetExhausted, DryRun, OriginRefused
+from bastion.scan._websocket import describe, first_words
 
 MAX_BODY = 512 * 1024  # a response body larger than this is cut: evidence needs excerpts
 MAX_SPEC_BODY = 32 * 1024 * 1024  # an OpenAPI document (large APIs publish 10 MB ones)
@@ -61,6 +63,8 @@ class Exchange:
 
     @property
     def text(self) -> str:
+        if self.status == 101:  # the frames a WebSocket sent (see Target.request)
+            return describe(self.body)
         return self.body.decode("utf-8", "replace")
 
     @property
@@ -205,8 +209,13 @@ class Target:
         timeout: float | None = None,  # noqa: ASYNC109 - per-probe bound, passed to httpx
         sibling: bool = False,
         max_body: int = MAX_BODY,
+        listen: float = 0.0,
     ) -> Exchange:
         """Send one request to the target (or a permitted sibling) and read the reply.
+
+        A reply that switches to WebSocket (101) has no body: ``body`` holds instead the
+        raw frames the target sent by itself within ``listen`` seconds (see
+        :mod:`bastion.scan._websocket`), and the connection is dropped.
 
         Raises:
             OriginRefused: the URL is not the target's origin.
@@ -241,10 +250,13 @@ class Target:
                 async with asyncio.timeout(limit):
                     response = await self._client.send(request, stream=True)
                     try:
-                        async for chunk in response.aiter_bytes():
-                            data.extend(chunk)
-                            if len(data) > max_body:
-                                break
+                        if response.status_code == 101:  # a WebSocket: frames, no body
+                            data = await _listen(response, listen, max_body)
+                        else:
+                            async for chunk in response.aiter_bytes():
+                                data.extend(chunk)
+                                if len(data) > max_body:
+                                    break
                     finally:
                         await response.aclose()
             except TimeoutError:
@@ -281,6 +293,31 @@ class Target:
         return await asyncio.wait_for(
             loop.run_in_executor(None, _handshake, context, host, port, timeout), timeout + 1
         )
+
+
+async def _listen(response: httpx.Response, seconds: float, limit: int) -> bytearray:
+    """What a target that switched to WebSocket sends by itself within ``seconds``
+    (until its first data or close frame), then the connection is dropped."""
+    data = bytearray()
+    stream = response.extensions.get("network_stream")
+    if stream is None:
+        return data
+    try:
+        deadline = time.monotonic() + seconds
+        while len(data) <= limit and first_words(bytes(data)) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                chunk = await stream.read(65536, timeout=left)
+            except httpcore.TimeoutException:
+                break
+            if not chunk:
+                break
+            data.extend(chunk)
+    finally:
+        await stream.aclose()
+    return data
 
 
 def _handshake(context: ssl.SSLContext, host: str, port: int, timeout: float) -> ssl.SSLObject:

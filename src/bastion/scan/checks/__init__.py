@@ -38,11 +38,14 @@ from bastion.scan.checks.unauthenticated_access import UnauthenticatedAccess
 from bastion.scan.checks.user_enumeration import UserEnumeration
 from bastion.scan.checks.verbose_errors import VerboseErrors
 from bastion.scan.checks.version_disclosure import VersionDisclosure
+from bastion.scan.checks.websocket_origin import WebSocketOrigin
+from bastion.scan.checks.websocket_unauthenticated import WebSocketUnauthenticated
 from bastion.scan.checks.xff_bypass import XffBypass
 
 ALL_CHECKS: tuple[type[Check], ...] = (
     # API2 tokens and credentials
     UnauthenticatedAccess,
+    WebSocketUnauthenticated,
     JwtSignatureNotVerified,
     JwtAlgNone,
     JwtEmptyHmacKey,
@@ -70,6 +73,7 @@ ALL_CHECKS: tuple[type[Check], ...] = (
     Tls,
     CookieFlags,
     Csrf,
+    WebSocketOrigin,
     Cors,
     VerboseErrors,
     VersionDisclosure,

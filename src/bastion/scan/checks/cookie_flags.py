@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bastion.scan._context import ScanContext
+from bastion.scan._identity import Identity
 from bastion.scan._model import Owasp, Severity
 from bastion.scan._target import Exchange
 from bastion.scan.checks import _samples
@@ -16,6 +17,19 @@ def attributes(header: str) -> tuple[str, dict[str, str]]:
         key, _, value = item.strip().partition("=")
         attr[key.lower()] = value.strip()
     return pair.split("=", 1)[0].strip(), attr
+
+
+def sent_cross_site(ctx: ScanContext, jar: Identity) -> bool:
+    """Whether a browser would attach ``jar``'s cookies to another site's request: not
+    when every one of them was set SameSite=Lax or Strict by the logins."""
+    flags = {
+        name: attr
+        for ex in ctx.state.get("login_exchanges", {}).values()
+        for name, attr in map(attributes, ex.set_cookies)
+    }
+    return not all(
+        flags.get(name, {}).get("samesite", "").lower() in {"lax", "strict"} for name in jar.cookies
+    )
 
 
 class CookieFlags(Check):

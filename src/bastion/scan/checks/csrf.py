@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from bastion.scan._context import ScanContext
 from bastion.scan._model import Owasp, Severity
 from bastion.scan.checks._base import Check
-from bastion.scan.checks.cookie_flags import attributes
+from bastion.scan.checks.cookie_flags import sent_cross_site
 
 EVIL = "https://evil.bastion-scan.invalid"  # a header value only
 SKIP = ("pass", "email", "role", "admin", "id", "token", "user", "login")
@@ -32,20 +32,12 @@ class Csrf(Check):
 
     async def run(self, ctx: ScanContext) -> None:
         profiles = await ctx.profiles()
-        cookies = {
-            attributes(h)[0]: attributes(h)[1]
-            for ex in ctx.state.get("login_exchanges", {}).values()
-            for h in ex.set_cookies
-        }
         for ident in ctx.users:
             jar = ident.cookie_only()
             prof = profiles.get(ident.name)
             if jar is None or prof is None:
                 continue
-            if all(
-                cookies.get(n, {}).get("samesite", "").lower() in {"lax", "strict"}
-                for n in jar.cookies
-            ):
+            if not sent_cross_site(ctx, jar):
                 return  # the browser would not send them cross-site
             before = await ctx.send("GET", prof.path, identity=jar)
             if not await ctx.shows(before, ident) or before is None:
