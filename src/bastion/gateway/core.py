@@ -31,11 +31,13 @@ from bastion.errors import (
     RateLimited,
     Unavailable,
 )
+from bastion.gateway._owners import Owners
 from bastion.gateway._ports import AssertionSigner, Limiter, Observer
+from bastion.gateway._upgrade import check_ambient_origin, check_handshake, wants_websocket
 from bastion.gateway.decision import Decision
 from bastion.gateway.routes import Route, RouteTable, normalize_path
 from bastion.model import ANONYMOUS, Clock, CredentialType, Principal, RequestView, system_clock
-from bastion.ratelimit import FAILED_ACCOUNT_POLICY, LimitResult, Prepared, ip_bucket
+from bastion.ratelimit import LimitResult, Prepared, ip_bucket
 
 log = logging.getLogger("bastion.gateway")
 
@@ -53,15 +55,6 @@ def header_safe(value: str) -> str:
     )
 
 
-def same_host(origin: str, host: str) -> bool:
-    """Whether a browser's ``Origin`` names the host (and port) the request is addressed
-    to; ``null`` and anything unparsable do not."""
-    scheme, sep, rest = origin.partition("://")
-    if not sep or not scheme or not rest or "/" in rest or not host:
-        return False
-    return rest.lower() == host.lower()
-
-
 def _header_list(values: frozenset[str]) -> str:
     """Scopes or roles as one header value, space-separated: a space inside one (a
     token's ``scp`` list, an identity provider's group name) is percent-encoded, so
@@ -70,13 +63,6 @@ def _header_list(values: frozenset[str]) -> str:
 
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-def wants_websocket(headers: Mapping[str, str]) -> bool:
-    """Whether a request asks to become a WebSocket (RFC 6455 §4.1: ``Upgrade``
-    carries the ``websocket`` token, case-insensitively)."""
-    upgrade = headers.get("upgrade")
-    return upgrade is not None and "websocket" in (t.strip().lower() for t in upgrade.split(","))
 
 
 class _Known(NamedTuple):
@@ -88,18 +74,6 @@ class _Known(NamedTuple):
 
 
 _KNOWN_MAX = 4096
-# (account, address) pairs that authenticated recently: an account's failed-credential
-# block does not hold back its owner from where it authenticated before (bounded).
-_GOOD_PAIRS_MAX = 65536
-GOOD_PAIR_SECONDS = 7 * 86400
-# With shared counters (Redis) a pair is also shared, so every instance spares it; each
-# instance shares a pair again at most this often.
-_SHARE_EVERY = 3600.0
-
-
-def _account_block(blocked: LimitResult | None) -> bool:
-    """Whether ``blocked`` is an account's failed-credential block (not an address's)."""
-    return blocked is not None and blocked.policy == FAILED_ACCOUNT_POLICY
 
 
 class _Plan(NamedTuple):
@@ -137,8 +111,7 @@ class Gateway:
         self._plans: dict[tuple[object, ...], _Plan] = {}
         self._ip_checks: dict[str, Prepared] = {}
         self._known: dict[tuple[str, AuthMethod, bytes], _Known] = {}
-        self._good_pairs: dict[tuple[str, str], float] = {}
-        self._shared_pairs: dict[tuple[str, str], float] = {}
+        self._owners = Owners(limiter)
         missing = {m for r in self.routes.routes for m in r.auth} - set(self.authenticators)
         if missing:
             names = ", ".join(sorted(m.value for m in missing))
@@ -342,7 +315,7 @@ class Gateway:
         decision.route = route
         websocket = "upgrade" in request.headers and wants_websocket(request.headers)
         if websocket:
-            self._check_websocket(request, route)
+            check_handshake(request, route)
         self._guard(request)
         limiter = self.limiter
         # In-process counters and a credential verified before answer without I/O: the
@@ -361,7 +334,7 @@ class Gateway:
             principal = found or await self._authenticate(request, route)
         decision.principal = principal
         if websocket and principal.credential is CredentialType.BASIC:
-            self._check_ambient_origin(request, route)
+            check_ambient_origin(request, route)
         if route.assurance and principal is not ANONYMOUS:
             self._check_assurance(principal, route)
         self._authorize(principal, route)
@@ -378,32 +351,6 @@ class Gateway:
         decision.status = 200
         decision.error = None
         decision.upstream_headers = self._identity_headers(plan, principal, route, request)
-
-    @staticmethod
-    def _check_websocket(request: RequestView, route: Route) -> None:
-        """A WebSocket handshake, whichever front door asks: a route opts in to
-        connections that outlive the request (and then gets them checked again while
-        open), and may name the browser origins whose pages may open them."""
-        if not route.websocket:
-            raise Forbidden("websocket_not_allowed")
-        origins = route.websocket_origins
-        origin = request.headers.get("origin")
-        if origins is not None and origin is not None and origin.lower() not in origins:
-            raise Forbidden("origin_not_allowed")
-
-    @staticmethod
-    def _check_ambient_origin(request: RequestView, route: Route) -> None:
-        """A handshake authenticated by Basic, which a browser sends by itself with any
-        page's handshake (cross-site WebSocket hijacking): with no ``websocket_origins``
-        on the route, only a page of the origin the request is addressed to may open it
-        (gorilla/websocket's and Django Channels' default). A handshake without
-        ``Origin`` is not from a browser."""
-        origin = request.headers.get("origin")
-        if origin is None or route.websocket_origins is not None:
-            return  # no browser, or the route's own list was applied before
-        if same_host(origin, request.host):
-            return
-        raise Forbidden("origin_not_allowed")
 
     def _ip_check(self, client_ip: str) -> Prepared:
         """The per-IP check, prepared once per address (bounded)."""
@@ -461,7 +408,7 @@ class Gateway:
             if known is not None:
                 if known.valid():
                     if recent:  # credentials are failing somewhere: note who this is
-                        self._good_pair(authenticator.account(request), request.client_ip)
+                        self._owners.note(authenticator.account(request), request.client_ip)
                     return known.principal
                 del self._known[key]
         principal = authenticator.authenticate_now(request)
@@ -470,7 +417,7 @@ class Gateway:
         ):
             return None
         if recent:
-            self._good_pair(authenticator.account(request), request.client_ip)
+            self._owners.note(authenticator.account(request), request.client_ip)
         if names:
             valid = authenticator.revalidator(request, principal)
             if valid is not None:
@@ -479,31 +426,10 @@ class Gateway:
                 self._known[key] = _Known(principal, valid)
         return principal
 
-    def _good_pair(self, account: str | None, ip: str) -> None:
-        """Remember that ``account`` authenticated from ``ip`` (bounded, oldest out)."""
-        if account is None:
-            return
-        pairs, key = self._good_pairs, (account, ip)
-        pairs.pop(key, None)
-        if len(pairs) >= _GOOD_PAIRS_MAX:
-            del pairs[next(iter(pairs))]
-        pairs[key] = time.monotonic()
-
-    def _owner_exempt(self, blocked: LimitResult | None, account: str | None, ip: str) -> bool:
-        """Whether ``blocked`` is the account's failed-credential block and ``account``
-        authenticated from ``ip`` in the last GOOD_PAIR_SECONDS. Someone who keeps failing
-        an account's credential blocks it everywhere but where its owner authenticated
-        before (a lock-out by others would be a denial of service); there only the
-        address's own count holds the request back."""
-        if account is None or not _account_block(blocked):
-            return False
-        seen = self._good_pairs.get((account, ip))
-        return seen is not None and time.monotonic() - seen < GOOD_PAIR_SECONDS
-
     def _throttled_now(self, authenticator: Authenticator, request: RequestView) -> bool:
         account, ip = authenticator.account(request), request.client_ip
         blocked = self.limiter.failures_blocked_now(account=account, ip=ip)
-        if self._owner_exempt(blocked, account, ip):
+        if self._owners.exempt(blocked, account, ip):
             blocked = self.limiter.failures_blocked_now(account=None, ip=ip)
         return blocked is not None
 
@@ -512,7 +438,7 @@ class Gateway:
         account = authenticator.account(request)
         ip = request.client_ip
         blocked = await self.limiter.failures_blocked(account=account, ip=ip)
-        if self._owner_exempt(blocked, account, ip) or await self._owner_elsewhere(
+        if self._owners.exempt(blocked, account, ip) or await self._owners.seen_elsewhere(
             blocked, account, ip
         ):
             blocked = await self.limiter.failures_blocked(account=None, ip=ip)
@@ -527,33 +453,10 @@ class Gateway:
             raise
         if not self._issuer_allowed(principal, route):
             raise InvalidToken("issuer_not_allowed_on_route")
-        self._good_pair(account, ip)
+        self._owners.note(account, ip)
         if account is not None and not self.limiter.in_process:
-            await self._share_pair(account, ip)
+            await self._owners.share(account, ip)
         return principal
-
-    async def _owner_elsewhere(
-        self, blocked: LimitResult | None, account: str | None, ip: str
-    ) -> bool:
-        """:meth:`_owner_exempt` for a pair another instance saw (shared counters)."""
-        if self.limiter.in_process or account is None or not _account_block(blocked):
-            return False
-        return await self.limiter.owner_known(account, ip)
-
-    async def _share_pair(self, account: str, ip: str) -> None:
-        """Share a good pair with the other instances (at most once an hour each)."""
-        key, now = (account, ip), time.monotonic()
-        shared = self._shared_pairs.get(key)
-        if shared is not None and now - shared < _SHARE_EVERY:
-            return
-        try:
-            await self.limiter.remember_owner(account, ip, GOOD_PAIR_SECONDS)
-        except BastionError as exc:  # the request succeeded; only the sparing is lost
-            log.warning("could not share an account's good address: %s", exc.reason)
-            return
-        if len(self._shared_pairs) >= _GOOD_PAIRS_MAX:
-            self._shared_pairs.clear()
-        self._shared_pairs[key] = now
 
     @staticmethod
     def _authorize(principal: Principal, route: Route) -> None:

@@ -16,7 +16,8 @@ from bastion.gateway._asgi import Scope, Send, Trust, header_dict, peer_address,
 from bastion.gateway._asgi import send_response as _send
 from bastion.gateway._rsgi import RSGIProtocol, RSGIScope, split_address
 from bastion.gateway._rsgi import header_dict as rsgi_headers
-from bastion.gateway.core import Gateway, wants_websocket
+from bastion.gateway._upgrade import wants_websocket
+from bastion.gateway.core import Gateway
 from bastion.gateway.decision import Decision
 from bastion.gateway.websocket import protocol_credential
 from bastion.model import RequestView
