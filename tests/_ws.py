@@ -37,12 +37,24 @@ async def assert_relayed(client: aiohttp.ClientSession, url: str, api_key: str) 
     assert "x-api-key" not in seen
 
 
-async def check_forward_auth_websockets(base: str, api_key: str, token: str) -> None:
+async def check_forward_auth_websockets(
+    base: str, api_key: str, token: str, basic: str | None = None
+) -> None:
     """Through a proxy asking bastion (forward auth) at ``base``: route ``live`` accepts
     WebSockets, route ``api`` does not; a browser's ``token`` offered as a subprotocol
-    is its credential."""
+    is its credential. Given ``basic`` (an Authorization value), a browser's Basic
+    handshake opens ``live`` from a page of ``base`` itself (port included, as the
+    proxy forwards the host) and from no other origin."""
     ws_base = base.replace("http://", "ws://")
     async with aiohttp.ClientSession() as client:
+        if basic is not None:
+            own = {"Authorization": basic, "Origin": base}
+            async with client.ws_connect(ws_base + "/live/feed", headers=own) as ws:
+                await ws.send_str("whoami")
+                seen = (await ws.receive_json(timeout=5))["headers"]
+                assert seen["x-bastion-credential"] == "basic"
+            foreign = {"Authorization": basic, "Origin": "https://evil.example"}
+            await assert_refused(client, ws_base, [("/live/feed", foreign, 403)])
         await assert_relayed(client, ws_base + "/live/feed", api_key)
         offered = ("bastion", f"bastion.bearer.{token}")
         async with client.ws_connect(ws_base + "/live/feed", protocols=offered) as ws:

@@ -4,6 +4,7 @@ Caddyfile from docs/snippets (only the addresses are substituted)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shutil
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._deploy import Deployment, base_config, make_deployment
+from tests._deploy import PASSWORD, Deployment, base_config, make_deployment
 from tests._procs import bastion_serve, demo_upstream, running
 from tests._services import free_port
 from tests._ws import check_forward_auth_websockets
@@ -40,7 +41,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Deplo
         # forward-auth requests for handshakes (it copies Upgrade and Connection) arrive
         # at bastion as WebSocket handshakes themselves.
         live = {"name": "live", "path_prefix": "/live", "upstream": upstream}
-        routes.insert(0, {**live, "auth": ["api_key", "jwt"], "websocket": True})
+        routes.insert(0, {**live, "auth": ["api_key", "jwt", "basic"], "websocket": True})
         d = asyncio.run(
             make_deployment(
                 folder / "bastion",
@@ -116,4 +117,5 @@ def test_websocket_through_caddy_on_routes_that_accept_them(
     stack: tuple[str, Deployment],
 ) -> None:
     base, d = stack
-    asyncio.run(check_forward_auth_websockets(base, d.api_key, d.jwt()))
+    alice = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    asyncio.run(check_forward_auth_websockets(base, d.api_key, d.jwt(), alice))

@@ -90,7 +90,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Deplo
 
         data = yaml.safe_load(deployment.config_file.read_text())
         data["routes"].insert(0, routes_extra)
-        live = {"name": "live", "path_prefix": "/live", "auth": ["api_key", "jwt"]}
+        live = {"name": "live", "path_prefix": "/live", "auth": ["api_key", "jwt", "basic"]}
         live["websocket"] = True
         data["routes"].insert(0, live)
         # Behind nginx bastion only decides: no route has an upstream, so `bastion serve`
@@ -237,7 +237,7 @@ def test_websocket_through_nginx_on_routes_that_accept_them(
     # nginx asks bastion about the handshake (its Upgrade header included), then upgrades
     # the connection to the app: only on routes with websocket: true.
     base, d = stack
-    asyncio.run(check_forward_auth_websockets(base, d.api_key, d.jwt()))
+    asyncio.run(check_forward_auth_websockets(base, d.api_key, d.jwt(), basic("alice", PASSWORD)))
     # Plain requests still pass as before on both kinds of route.
     assert get(base, "/live/x", x_api_key=d.api_key).status_code == 200
     assert get(base, "/api/x", x_api_key=d.api_key).status_code == 200
