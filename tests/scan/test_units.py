@@ -35,6 +35,10 @@ def test_redactor_masks_credentials_everywhere() -> None:
     assert red.header("Cookie", "a=1; b=2") == f"a={MASK}; b={MASK}"
     assert red.header("Set-Cookie", "sid=xyz; Path=/; HttpOnly") == f"sid={MASK}; Path=/; HttpOnly"
     assert red.header("Content-Type", "application/json") == "application/json"
+    # A WebSocket key is random and public; "Sid" inside it is not a session id field.
+    key = "jh3IluP4uSidNJK9hA2DNg=="
+    assert red.header("Sec-WebSocket-Key", key) == key
+    assert red.header("X-Other", "uSid=1") == f"uSid={MASK}"
     text = red.text('{"password": "p4ss", "token": "t0k", "role": "user", "n": 3} hunter2-password')
     assert "p4ss" not in text
     assert "t0k" not in text

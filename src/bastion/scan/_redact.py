@@ -21,6 +21,9 @@ _SECRET_HEADERS = frozenset(
         "x-access-token",
     }
 )
+# Random per handshake and derived from nothing secret: shown as sent (a base64 value
+# can hold "sid" or "otp" and would read as a field to mask).
+_PLAIN_HEADERS = frozenset({"sec-websocket-key", "sec-websocket-accept", "sec-websocket-version"})
 _FIELD_NAME = (
     r"[A-Za-z0-9_.-]*(?:pass(?:word|wd)?|secret|token|api[_-]?key|apikey|session|sid|otp|"
     r"hash|private[_-]?key|salt|cookie)[A-Za-z0-9_.-]*"
@@ -47,6 +50,8 @@ class Redactor:
         self._headers.add(name.lower())
 
     def header(self, name: str, value: str) -> str:
+        if name.lower() in _PLAIN_HEADERS:
+            return value
         if name.lower() not in self._headers:
             return self.text(value)
         if name.lower() == "authorization" and " " in value:
