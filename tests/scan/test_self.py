@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from bastion.cli import app
 from bastion.scan.checks._sockets import EVIL
@@ -67,37 +67,24 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 def test_self_scan_of_a_hardened_bastion_reports_nothing_above_info(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    endpoints = tmp_path / "endpoints.txt"
-    endpoints.write_text(ENDPOINTS)
-    result = CliRunner().invoke(
-        app,
-        [
-            "scan",
-            "--self",
-            "--config",
-            str(deployment.config_file),
-            # Names equal to the subjects: the echo's X-Bastion-Subject names each identity,
-            # so /api/me is an identity endpoint and the JWT and BOLA probes have an oracle.
-            "--auth",
-            f"bob=bearer:{deployment.jwt(sub='bob')}",
-            "--auth",
-            f"alice=apikey:X-API-Key:{deployment.api_key}",
-            "--auth",
-            f"carol=apikey:X-API-Key:{deployment.reports_key}",
-            "--auth",
-            f"root=apikey:X-API-Key:{deployment.admin_key}",
-            "--admin",
-            "root",
-            "--endpoints",
-            str(endpoints),
-            "--rps",
-            "500",
-            "--format",
-            "json",
-            "--quiet",
-            "--fail-on",
-            "low",
-        ],
+    result = _self_scan(
+        deployment,
+        tmp_path,
+        ENDPOINTS,
+        # Names equal to the subjects: the echo's X-Bastion-Subject names each identity,
+        # so /api/me is an identity endpoint and the JWT and BOLA probes have an oracle.
+        "--auth",
+        f"bob=bearer:{deployment.jwt(sub='bob')}",
+        "--auth",
+        f"alice=apikey:X-API-Key:{deployment.api_key}",
+        "--auth",
+        f"carol=apikey:X-API-Key:{deployment.reports_key}",
+        "--auth",
+        f"root=apikey:X-API-Key:{deployment.admin_key}",
+        "--admin",
+        "root",
+        "--fail-on",
+        "low",
     )
     report = json.loads(result.stdout)
     above_info = [
@@ -137,27 +124,37 @@ def test_websockets_of_bastion_are_not_hijackable_unless_misconfigured(tmp_path:
 
 
 def _scan_websockets(deployment: Deployment, tmp_path: Path) -> dict[str, Any]:
-    endpoints = tmp_path / "endpoints.txt"
-    endpoints.write_text("GET /live/feed\nGET /lax/feed\n")
-    result = CliRunner().invoke(
+    result = _self_scan(
+        deployment,
+        tmp_path,
+        "GET /live/feed\nGET /lax/feed\n",
+        "--auth",
+        f"alice=basic:alice:{PASSWORD}",
+        "--checks",
+        "websocket_origin,websocket_unauthenticated",
+    )
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def _self_scan(deployment: Deployment, tmp_path: Path, endpoints: str, *args: str) -> Result:
+    """``bastion scan --self`` of ``deployment`` over ``endpoints``, unpaced, as JSON."""
+    listed = tmp_path / "endpoints.txt"
+    listed.write_text(endpoints)
+    return CliRunner().invoke(
         app,
         [
             "scan",
             "--self",
             "--config",
             str(deployment.config_file),
-            "--auth",
-            f"alice=basic:alice:{PASSWORD}",
             "--endpoints",
-            str(endpoints),
-            "--checks",
-            "websocket_origin,websocket_unauthenticated",
+            str(listed),
             "--rps",
             "500",
             "--format",
             "json",
             "--quiet",
+            *args,
         ],
     )
-    report: dict[str, Any] = json.loads(result.stdout)
-    return report

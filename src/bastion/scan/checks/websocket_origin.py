@@ -15,7 +15,7 @@ def _ambient(ctx: ScanContext) -> list[tuple[Identity, str]]:
     """Identities as a browser would present them by itself to another site's page:
     a session cookie it would send cross-site, or cached Basic credentials."""
     out = []
-    for ident in [*ctx.users, *ctx.identities]:
+    for ident in ctx.identities:
         jar = ident.cookie_only()
         if jar is not None and sent_cross_site(ctx, jar):
             out.append((jar, f"only {ident.name}'s session cookie"))

@@ -26,7 +26,7 @@ class WebSocketUnauthenticated(Check):
     depends_on_answers = "probes only the paths that switched to WebSocket for an identity"
 
     async def run(self, ctx: ScanContext) -> None:
-        if not ctx.identities and not ctx.users:
+        if not ctx.identities:
             return
         for sock in await sockets(ctx):
             anon = await open_socket(ctx, sock.path, None, None)
