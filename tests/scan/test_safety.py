@@ -269,3 +269,62 @@ async def test_a_large_openapi_document_is_read_whole_or_named_too_large(
                 await _runner._load_spec(target, named, ScanResult(server.url, [], []))
     finally:
         server.stop()
+
+
+async def test_a_websocket_handshake_never_shares_a_connection() -> None:
+    """A refused handshake's connection is not kept for other requests (a server may
+    close it after its answer), and the 101 of an accepted one ends its connection once
+    the target's first words are read."""
+    seen: list[list[bytes]] = []  # request lines per connection
+    ended: list[int] = []  # connections the scanner closed
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        lines: list[bytes] = []
+        seen.append(lines)
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break  # the scanner closed the connection
+            lines.append(head.split(b"\r\n", 1)[0])
+            if b"/open" in head:  # a WebSocket that says one text frame, then waits
+                writer.write(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n\x81\x02hi"
+                )
+                await writer.drain()
+                await reader.read()  # until the scanner hangs up
+                break
+            status = b"403 Forbidden" if b"upgrade" in head.lower() else b"200 OK"
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        ended.append(seen.index(lines))
+        writer.close()
+
+    async def run(target: Target, path: str, **headers: str) -> int:
+        return (await target.request("GET", path, headers=headers, listen=1.0)).status
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    shake = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
+    try:
+        async with Target(url, rps=0, concurrency=1) as target:
+            assert await run(target, "/a") == 200
+            assert await run(target, "/ws", **shake) == 403
+            assert await run(target, "/b") == 200
+            assert await run(target, "/ws", **shake) == 403
+            opened = await target.request("GET", "/open", headers=shake, listen=1.0)
+            assert (opened.status, opened.text) == (101, "[message] hi")
+            assert await run(target, "/c") == 200
+            for _ in range(50):  # the refused handshakes' connections are closed
+                if len(ended) >= 3:
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        server.close()
+    handshakes = [lines for lines in seen if any(b"/ws" in x or b"/open" in x for x in lines)]
+    assert len(handshakes) == 3
+    assert all(len(lines) == 1 for lines in handshakes)  # alone on their connections
+    plain = [x for lines in seen for x in lines if x.startswith(b"GET /a") or b"/b" in x]
+    assert len(plain) == 2
+    assert len(ended) >= 3

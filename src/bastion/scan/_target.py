@@ -139,6 +139,10 @@ class Target:
         self._pacer = _Pacer(rps)
         self._gate = asyncio.Semaphore(max(1, concurrency))
         self._client: httpx.AsyncClient | None = None
+        # WebSocket handshakes go on connections of their own, never kept: a server that
+        # refuses one (a 403) may close the connection after its answer, and a request
+        # sent on it in between would fail.
+        self._handshakes: httpx.AsyncClient | None = None
 
     @property
     def origin_url(self) -> str:
@@ -151,21 +155,29 @@ class Target:
     async def __aenter__(self) -> Target:
         # No cookie jar: a Set-Cookie must never leak from one identity into another's
         # requests; checks that want a cookie send it explicitly.
+        self._client = self._new_client(httpx.Limits())
+        self._handshakes = self._new_client(httpx.Limits(max_keepalive_connections=0))
+        return self
+
+    def _new_client(self, limits: httpx.Limits) -> httpx.AsyncClient:
+        # No cookie jar: a Set-Cookie must never leak from one identity into another's
+        # requests; checks that want a cookie send it explicitly.
         jar = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        self._client = httpx.AsyncClient(
+        return httpx.AsyncClient(
             verify=self.verify,
             timeout=self.timeout,
             follow_redirects=False,  # a redirect may point at another origin
             cookies=jar,
             headers={"User-Agent": USER_AGENT},
             trust_env=False,  # never go through a proxy from the environment
+            limits=limits,
         )
-        return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for client in (self._client, self._handshakes):
+            if client is not None:
+                await client.aclose()
+        self._client = self._handshakes = None
 
     def url(self, path: str) -> str:
         """An absolute URL for ``path`` (relative to the base URL) on the target."""
@@ -228,9 +240,11 @@ class Target:
         self._admit(url, sibling=sibling)
         method = method.upper()
         await self._spend(f"{method} {url}")
-        if self._client is None:
-            raise RuntimeError("Target used outside 'async with'")
         req_headers = dict(headers or {})
+        upgrade = any(k.lower() == "upgrade" for k in req_headers)
+        client = self._handshakes if upgrade else self._client
+        if client is None:
+            raise RuntimeError("Target used outside 'async with'")
         body: bytes | None
         if json_body is not None:
             body = json.dumps(json_body).encode()
@@ -239,7 +253,7 @@ class Target:
             body = content.encode() if isinstance(content, str) else content
         limit = timeout if timeout is not None else self.timeout
         async with self._gate:
-            request = self._client.build_request(
+            request = client.build_request(
                 method, url, headers=req_headers, params=params, content=body, timeout=limit
             )
             started = time.monotonic()
@@ -248,7 +262,7 @@ class Target:
                 # httpx's timeout bounds each read; this bounds the whole exchange, so a
                 # target that sends a byte now and then cannot hold the scan.
                 async with asyncio.timeout(limit):
-                    response = await self._client.send(request, stream=True)
+                    response = await client.send(request, stream=True)
                     try:
                         if response.status_code == 101:  # a WebSocket: frames, no body
                             data = await _listen(response, listen, max_body)
