@@ -277,10 +277,12 @@ async def test_a_websocket_handshake_never_shares_a_connection() -> None:
     the target's first words are read."""
     seen: list[list[bytes]] = []  # request lines per connection
     ended: list[int] = []  # connections the scanner closed
+    writers: list[asyncio.StreamWriter] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         lines: list[bytes] = []
         seen.append(lines)
+        writers.append(writer)
         while True:
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -322,6 +324,10 @@ async def test_a_websocket_handshake_never_shares_a_connection() -> None:
                 await asyncio.sleep(0.02)
     finally:
         server.close()
+        for writer in writers:
+            writer.close()
+        await asyncio.gather(*(w.wait_closed() for w in writers), return_exceptions=True)
+        await server.wait_closed()
     handshakes = [lines for lines in seen if any(b"/ws" in x or b"/open" in x for x in lines)]
     assert len(handshakes) == 3
     assert all(len(lines) == 1 for lines in handshakes)  # alone on their connections
