@@ -6,7 +6,14 @@ from hypothesis import strategies as st
 
 from bastion.config import RouteConfig
 from bastion.errors import BadRequest
-from bastion.gateway.routes import InvalidPath, RouteTable, bare_host, normalize_path
+from bastion.gateway._headers import AmbiguousRequest
+from bastion.gateway.routes import (
+    InvalidPath,
+    RouteTable,
+    bare_host,
+    loose_reading,
+    normalize_path,
+)
 
 
 def table(*routes: dict[str, object]) -> RouteTable:
@@ -60,6 +67,17 @@ def test_bare_host() -> None:
     assert bare_host("[::1]:8080") == "[::1]"
     assert bare_host("Example.COM:80") == "example.com"
     assert bare_host("example.com") == "example.com"
+    # DNS and nginx's server_name read a final dot as the same name.
+    assert bare_host("API.example.com.:443") == "api.example.com"
+    assert bare_host("api.example.com.") == "api.example.com"
+
+
+def test_a_host_with_a_final_dot_takes_its_route() -> None:
+    t = table(
+        {"name": "admin", "host": "admin.example.com", "auth": ["basic"]},
+        {"name": "rest", "public": True},
+    )
+    assert t.match("GET", "admin.example.com.", "/x")[0].name == "admin"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -79,6 +97,9 @@ def test_bare_host() -> None:
         "/api/100%",
         "/%2561dmin",  # %61 once decoded: "admin" to an upstream that decodes twice
         "/public/%252e%252e/admin",
+        "/public/..;/admin",  # Tomcat and Spring drop ";" parameters: /admin to them
+        "/public/%2e%2e;jsessionid=1/admin",
+        "/public/.;x/admin",
         "relative",
         "",
     ],
@@ -102,3 +123,68 @@ def test_normalize_never_raises_anything_but_bad_request(raw: str) -> None:
         return
     assert result.startswith("/")
     assert ".." not in result.split("/")
+
+
+GUARDED = (
+    {"name": "admin", "path_prefix": "/admin", "auth": ["basic"]},
+    {"name": "public", "path_prefix": "/public", "public": True},
+    {"name": "rest", "path_prefix": "/", "public": True},
+)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ADMIN/users",  # Express and ASP.NET match paths case-insensitively
+        "/Admin",
+        "//admin",  # many servers merge slashes
+        "/admin;x",  # Tomcat and Spring drop ";" parameters
+        "/admin;/x",
+        "/;/admin",
+        "/\uff41dmin",  # fullwidth: IIS's best fit folds it to "admin"
+    ],
+)
+def test_a_path_that_reads_as_a_guarded_route_is_ambiguous(path: str) -> None:
+    """Readings an upstream may apply that take another route than the path as sent."""
+    with pytest.raises(AmbiguousRequest):
+        table(*GUARDED).match("GET", "", path)
+
+
+def test_readings_that_agree_are_matched_as_usual() -> None:
+    t = table(*GUARDED)
+    assert t.match("GET", "", "/admin/x")[0].name == "admin"  # type: ignore[union-attr]
+    assert t.match("GET", "", "/Other/X")[0].name == "rest"  # type: ignore[union-attr]
+    assert t.match("GET", "", "/other//x;y")[0].name == "rest"  # type: ignore[union-attr]
+    assert t.match("GET", "", "/administrator")[0].name == "rest"  # type: ignore[union-attr]
+
+
+def test_a_prefix_in_capitals_guards_every_spelling() -> None:
+    t = table({"name": "admin", "path_prefix": "/Admin", "auth": ["basic"]}, GUARDED[2])
+    assert t.match("GET", "", "/Admin/x")[0].name == "admin"  # type: ignore[union-attr]
+    with pytest.raises(AmbiguousRequest):
+        t.match("GET", "", "/admin/x")  # served by a case-insensitive upstream
+
+
+def test_loose_reading() -> None:
+    assert loose_reading("/A;b/C//d/") == "/a/c/d/"
+    assert loose_reading("/\uff58") == "/x"
+    with pytest.raises(AmbiguousRequest):
+        loose_reading("/public/\uff0e\uff0e/admin")  # fullwidth dots: ".." once folded
+    with pytest.raises(AmbiguousRequest):
+        loose_reading("/a\uff3cb")  # a fullwidth backslash
+
+
+def test_an_ambiguous_answer_is_remembered_and_still_refused() -> None:
+    t = table(*GUARDED)
+    for _ in range(3):
+        with pytest.raises(AmbiguousRequest):
+            t.match("GET", "", "//admin")
+
+
+@given(st.text(max_size=120))
+def test_matching_never_raises_anything_but_bad_request(raw: str) -> None:
+    t = table(*GUARDED)
+    try:
+        t.match("GET", "", normalize_path("/" + raw))
+    except BadRequest:
+        return

@@ -7,11 +7,13 @@ request no route matches is denied (default deny).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from bastion.config import AuthMethod, RouteConfig
 from bastion.errors import BadRequest
+from bastion.gateway._headers import AmbiguousRequest
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ENCODED_SEPARATOR = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
@@ -65,8 +67,33 @@ def _normalize_path(raw: str) -> str:
     if _CONTROL.search(path) or "\\" in path:
         raise InvalidPath("path_control_char")
     for segment in path.split("/"):
-        if segment in (".", ".."):
+        # Tomcat, Jetty and Spring drop ``;`` parameters from each segment before they
+        # resolve dot segments: ``/public/..;/admin`` is ``/admin`` to them.
+        if segment.partition(";")[0] in (".", ".."):
             raise InvalidPath("dot_segment")
+    return path
+
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+def loose_reading(path: str) -> str:
+    """``path`` as the most forgiving upstream reads it: Unicode compatibility forms
+    folded (NFKC: IIS's best fit, some Java servers), ``;`` parameters dropped from each
+    segment (Tomcat, Jetty, Spring), repeated slashes merged (Apache, nginx's
+    ``merge_slashes``, many routers) and case folded (Express, ASP.NET, IIS).
+
+    Raises:
+        AmbiguousRequest: the reading has dot segments or backslashes (from NFKC's
+            fullwidth forms) the decoded path did not have.
+    """
+    if not path.isascii():
+        path = unicodedata.normalize("NFKC", path)
+    if ";" in path:
+        path = "/".join(segment.partition(";")[0] for segment in path.split("/"))
+    path = _SLASHES.sub("/", path).lower()
+    if "\\" in path or any(s in (".", "..") for s in path.split("/")):
+        raise AmbiguousRequest("path_reading_has_dot_segment")
     return path
 
 
@@ -88,6 +115,7 @@ class Route:
     assurance: bool = False  # the route asks for an ``acr`` or a ``max_age``
     websocket: bool = False  # the route accepts WebSocket handshakes
     websocket_origins: frozenset[str] | None = None  # from these Origins only, if set
+    loose_prefix: str = field(default="/", compare=False)  # the prefix's loose_reading
 
     @classmethod
     def compile(cls, config: RouteConfig) -> Route:
@@ -114,6 +142,7 @@ class Route:
             limit_policy=f"route:{config.name}",
             assurance=config.acr is not None or config.max_age is not None,
             websocket=config.websocket,
+            loose_prefix=loose_reading(config.path_prefix),
             websocket_origins=(
                 frozenset(config.websocket_origins)
                 if config.websocket_origins is not None
@@ -121,8 +150,9 @@ class Route:
             ),
         )
 
-    def matches_path(self, path: str) -> bool:
-        prefix = self.prefix
+    def matches_path(self, path: str, loose: bool = False) -> bool:
+        """Whether the route takes ``path`` (a :func:`loose_reading` when ``loose``)."""
+        prefix = self.loose_prefix if loose else self.prefix
         if prefix == "/" or path == prefix:
             return True
         if prefix.endswith("/"):
@@ -144,37 +174,59 @@ class Route:
 
 
 def bare_host(host: str) -> str:
-    """Lower-case host without port (handles ``[::1]:8080``)."""
+    """Lower-case host without port (handles ``[::1]:8080``) or a final dot: DNS and
+    nginx's ``server_name`` read ``api.example.com.`` as ``api.example.com``."""
     host = host.strip().lower()
     if host.startswith("["):
         end = host.find("]")
         return host[: end + 1] if end > 0 else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return host.rstrip(".") if host.endswith(".") else host
 
 
 class RouteTable:
     def __init__(self, routes: list[RouteConfig]) -> None:
         self.routes = tuple(Route.compile(r) for r in routes)
         self.by_name = {r.name: r for r in self.routes}
-        self._matched: dict[tuple[str, str, str], tuple[Route | None, bool]] = {}
+        # (route, a route matched all but the method, the path's readings disagree)
+        self._matched: dict[tuple[str, str, str], tuple[Route | None, bool, bool]] = {}
 
     def match(self, method: str, host: str, path: str) -> tuple[Route | None, bool]:
         """The first route for (method, host, path), and whether a route matched all but
-        method; recent answers are remembered (bounded, like :func:`normalize_path`)."""
+        method; recent answers are remembered (bounded, like :func:`normalize_path`).
+
+        Raises:
+            AmbiguousRequest: the path's :func:`loose_reading` takes another route (an
+                upstream that reads paths loosely would serve what this route guards).
+        """
         key = (method, host, path)
         found = self._matched.get(key)
         if found is None:
-            found = self._match(method, host, path)
+            try:
+                found = (*self._match(method, host, path), False)
+            except AmbiguousRequest:
+                found = (None, False, True)
             if len(self._matched) >= _MATCHED_MAX:
                 self._matched.clear()
             self._matched[key] = found
-        return found
+        route, wrong_method, ambiguous = found
+        if ambiguous:
+            raise AmbiguousRequest("path_readings_differ")
+        return route, wrong_method
 
     def _match(self, method: str, host: str, path: str) -> tuple[Route | None, bool]:
         host = bare_host(host)
+        found = self._first(method, host, path, loose=False)
+        # Compared even when the path reads the same loosely: a prefix may not (``/Admin``).
+        if self._first(method, host, loose_reading(path), loose=True)[0] is not found[0]:
+            raise AmbiguousRequest("path_readings_differ")
+        return found
+
+    def _first(self, method: str, host: str, path: str, loose: bool) -> tuple[Route | None, bool]:
         method_mismatch = False
         for route in self.routes:
-            if route.matches_path(path) and route.matches_host(host):
+            if route.matches_path(path, loose) and route.matches_host(host):
                 if route.methods is None or method in route.methods:
                     return route, False
                 method_mismatch = True
