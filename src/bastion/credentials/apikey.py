@@ -15,11 +15,11 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl
 
 from bastion.config import ApiKeyConfig, AuthMethod
 from bastion.credentials import Revalidator
 from bastion.credentials._keyformat import KeyFormat
+from bastion.credentials._query import credential_in_query
 from bastion.errors import BastionError, CredentialRefused, InvalidToken
 from bastion.keyring import Keyring
 from bastion.model import Clock, CredentialType, Principal, RequestView, system_clock
@@ -28,9 +28,6 @@ from bastion.store.cache import TTLCache
 
 log = logging.getLogger(__name__)
 
-# Query parameters that are refused by name, whatever their value (see ``_query_key``,
-# whose quick check assumes each name contains "key" or "token").
-QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token"})
 NEGATIVE_TTL = 5.0
 FLUSH_INTERVAL = 30.0
 
@@ -347,26 +344,12 @@ class ApiKeyAuthenticator:
         self._header = config.header.lower()
         self._header_name = config.header
         self._prefix = config.prefix
-        self._prefix_lower = config.prefix.lower()
         self._challenge = f'ApiKey header="{config.header}"'
         self.credential_headers: tuple[str, ...] = (self._header, "authorization")
 
     def _query_key(self, query: str) -> str | None:
         """The name of a query parameter that carries (or is named like) an API key."""
-        if not query:
-            return None
-        lowered = query.lower()
-        if (
-            "%" not in query
-            and "key" not in lowered
-            and "token" not in lowered
-            and self._prefix_lower not in lowered
-        ):
-            return None  # no encoding, no key-like name, no key: nothing to parse
-        for name, value in parse_qsl(query, keep_blank_values=True, errors="replace"):
-            if value.startswith(self._prefix) or name.lower() in QUERY_KEY_NAMES:
-                return name
-        return None
+        return credential_in_query(query, self._prefix, generic=True)
 
     def _from_authorization(self, request: RequestView) -> str | None:
         scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")

@@ -17,25 +17,21 @@ from bastion.config import AuthMethod, Config
 from bastion.credentials import Authenticator, Revalidator
 from bastion.errors import (
     AuthenticationError,
-    BadRequest,
     BastionError,
     Forbidden,
-    HeadersTooLarge,
     InsufficientScope,
     InsufficientUserAuthentication,
     InternalError,
     InvalidToken,
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
     RateLimited,
     Unavailable,
 )
+from bastion.gateway._inputs import InputGuard
 from bastion.gateway._owners import Owners
 from bastion.gateway._ports import AssertionSigner, Limiter, Observer
 from bastion.gateway._upgrade import check_ambient_origin, check_handshake, wants_websocket
 from bastion.gateway.decision import Decision
-from bastion.gateway.routes import Route, RouteTable, normalize_path
+from bastion.gateway.routes import Route, RouteTable
 from bastion.model import ANONYMOUS, Clock, CredentialType, Principal, RequestView, system_clock
 from bastion.ratelimit import LimitResult, Prepared, ip_bucket
 
@@ -60,9 +56,6 @@ def _header_list(values: frozenset[str]) -> str:
     token's ``scp`` list, an identity provider's group name) is percent-encoded, so
     ``"viewer admin"`` cannot read as the two roles ``viewer`` and ``admin``."""
     return " ".join(sorted(header_safe(v).replace(" ", "%20") for v in values))
-
-
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _Known(NamedTuple):
@@ -112,6 +105,7 @@ class Gateway:
         self._ip_checks: dict[str, Prepared] = {}
         self._known: dict[tuple[str, AuthMethod, bytes], _Known] = {}
         self._owners = Owners(limiter)
+        self.inputs = InputGuard(config, self.routes)
         missing = {m for r in self.routes.routes for m in r.auth} - set(self.authenticators)
         if missing:
             names = ", ".join(sorted(m.value for m in missing))
@@ -124,17 +118,7 @@ class Gateway:
 
     def match(self, request: RequestView) -> tuple[str, Route]:
         """Normalise the path and find the route; raises a BastionError on failure."""
-        if request.method not in HTTP_METHODS:
-            # TRACE echoes credentials back (cross-site tracing), CONNECT tunnels:
-            # refused on every route, whatever its ``methods``.
-            raise MethodNotAllowed("method_not_allowed")
-        path = normalize_path(request.path)
-        route, wrong_method = self.routes.match(request.method, request.host, path)
-        if route is None:
-            if wrong_method:
-                raise MethodNotAllowed("method_not_allowed")
-            raise NotFound("no_route")
-        return path, route
+        return self.inputs.match(request)
 
     async def decide(self, request: RequestView, front_door: str) -> Decision:
         """Decide one request. Never raises: every failure is a denial."""
@@ -271,30 +255,6 @@ class Gateway:
             if m in self.authenticators
         ]
 
-    def _guard(self, request: RequestView) -> None:
-        limits = self._limits
-        headers = request.headers
-        size = sum(map(len, headers)) + sum(map(len, headers.values())) + 4 * len(headers)
-        if size > limits.max_header_bytes:
-            raise HeadersTooLarge("headers_too_large")
-        if len(request.headers.get("authorization", "")) > limits.max_authorization_bytes:
-            raise HeadersTooLarge("authorization_too_large")
-        coding = headers.get("transfer-encoding")
-        if coding is not None and coding.strip().lower() != "chunked":
-            # gzip/compress/deflate or a repeated chunked: the server dechunked the body
-            # but the rest would reach the upstream as if plain (RFC 9112 §6.1).
-            raise BadRequest("unsupported_transfer_coding")
-        length = request.headers.get("content-length")
-        if length is not None:
-            if coding is not None:
-                # Two framings: whichever one the next hop believes, the other can smuggle
-                # a request past this one (RFC 9112 §6.1: a server may refuse; we do).
-                raise BadRequest("conflicting_framing")
-            if not length.isdigit():
-                raise BadRequest("bad_content_length")
-            if int(length) > limits.max_body_bytes:
-                raise PayloadTooLarge("body_too_large")
-
     @staticmethod
     def _tighter(result: LimitResult | None, tightest: LimitResult | None) -> LimitResult | None:
         """Raise for a denied check; else whichever result has fewer units left."""
@@ -316,7 +276,7 @@ class Gateway:
         websocket = "upgrade" in request.headers and wants_websocket(request.headers)
         if websocket:
             check_handshake(request, route)
-        self._guard(request)
+        self.inputs.check(request, route)
         limiter = self.limiter
         # In-process counters and a credential verified before answer without I/O: the
         # common request then makes no coroutine beyond this one.
