@@ -299,6 +299,12 @@ class ForwardedConfig(_Frozen):
             ipaddress.ip_network("::1/128"),
         ]
     )
+    # Which headers describe the original request to the forward-auth endpoint: the
+    # nginx snippet's X-Original-Method/-URI, the X-Forwarded-Method/-Uri of Caddy,
+    # Traefik and Envoy's headers_to_add, or the path after the endpoint (Envoy's
+    # path_prefix form). ``auto`` takes whichever pair is present; with any setting a
+    # request carrying both pairs is refused (a client sent one of them).
+    original_request: Literal["auto", "x-original", "x-forwarded", "path"] = "auto"
 
 
 class BasicConfig(_Frozen):

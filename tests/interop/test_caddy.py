@@ -5,34 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests._deploy import PASSWORD, Deployment, base_config, make_deployment
-from tests._procs import bastion_serve, demo_upstream, running
+from tests._procs import bastion_serve, demo_upstream
+from tests._proxies import caddy
 from tests._services import free_port
 from tests._ws import check_forward_auth_websockets
-
-SNIPPET = Path(__file__).parents[2] / "docs" / "snippets" / "Caddyfile"
-
-
-def caddy_binary() -> str:
-    found = shutil.which("caddy")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("caddy is not installed (scripts/test installs it)")
-        pytest.skip("caddy is not installed (apt-get install caddy)")
-    return found
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Deployment]]:
-    binary = caddy_binary()
     folder = tmp_path_factory.mktemp("caddy-stack")
     with demo_upstream() as upstream:
         bastion_port = free_port()
@@ -50,25 +36,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Deplo
                 routes=routes,
             )
         )
-        with bastion_serve(d.config_file, bastion_port):
-            port = free_port()
-            site = SNIPPET.read_text()
-            site = site.replace("api.example.com", f"http://127.0.0.1:{port}")
-            site = site.replace("127.0.0.1:8080", f"127.0.0.1:{bastion_port}")
-            site = site.replace("127.0.0.1:9000", upstream.removeprefix("http://"))
-            caddyfile = folder / "Caddyfile"
-            caddyfile.write_text("{\n\tadmin off\n\tauto_https off\n}\n" + site)
-            env_home = folder / "home"
-            env_home.mkdir()
-            cmd = [binary, "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
-            old_home = os.environ.get("HOME")
-            os.environ["HOME"] = str(env_home)  # Caddy keeps its state under $HOME
-            try:
-                with running(cmd, port, log=folder / "caddy.log"):
-                    yield f"http://127.0.0.1:{port}", d
-            finally:
-                if old_home is not None:
-                    os.environ["HOME"] = old_home
+        with (
+            bastion_serve(d.config_file, bastion_port),
+            caddy(folder, bastion_port, upstream) as port,
+        ):
+            yield f"http://127.0.0.1:{port}", d
 
 
 def test_allowed_with_identity_and_no_credentials_upstream(

@@ -5,65 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests._deploy import PASSWORD, Deployment, make_deployment
 from tests._procs import bastion_serve, demo_upstream, running
+from tests._proxies import nginx_binary, nginx_conf
 from tests._services import free_port
 from tests._ws import check_forward_auth_websockets
 
 pytestmark = pytest.mark.nginx
-SNIPPET = Path(__file__).parents[2] / "docs" / "snippets" / "nginx-bastion.conf"
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is not installed (scripts/test installs nginx-light)")
-        pytest.skip("nginx is not installed (apt-get install nginx-light)")
-    return found
-
-
-def nginx_conf(folder: Path, port: int, bastion_port: int, upstream: str) -> Path:
-    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    conf = folder / "nginx.conf"
-    conf.write_text(
-        f"""{user}worker_processes 1;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log warn;
-daemon off;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {folder}/body;
-    proxy_temp_path {folder}/proxy;
-    fastcgi_temp_path {folder}/fastcgi;
-    uwsgi_temp_path {folder}/uwsgi;
-    scgi_temp_path {folder}/scgi;
-    upstream bastion {{ server 127.0.0.1:{bastion_port}; keepalive 16; }}
-    upstream app {{ server {upstream.removeprefix("http://")}; keepalive 16; }}
-    map $http_upgrade $bastion_connection {{ default upgrade; "" ""; }}
-    server {{
-        listen 127.0.0.1:{port};
-        include {SNIPPET};
-    }}
-}}
-""",
-        encoding="utf-8",
-    )
-    return conf
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +195,35 @@ def test_websocket_through_nginx_on_routes_that_accept_them(
     # Plain requests still pass as before on both kinds of route.
     assert get(base, "/live/x", x_api_key=d.api_key).status_code == 200
     assert get(base, "/api/x", x_api_key=d.api_key).status_code == 200
+
+
+def test_refusals_carry_every_challenge_and_a_problem_body(stack: tuple[str, Deployment]) -> None:
+    """nginx 1.22 copies only the first WWW-Authenticate of an auth reply and answers
+    with its own HTML page: the snippet passes each of bastion's challenges once and a
+    problem+json body, for 401 and 403 alike."""
+    base, d = stack
+    missing = get(base, "/api/hello")
+    assert missing.status_code == 401
+    challenges = missing.headers.get_list("www-authenticate")
+    assert [c.split(" ", 1)[0] for c in challenges] == ["Bearer", "ApiKey", "Basic"]
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json() == {
+        "type": "about:blank",
+        "title": "Authentication required",
+        "status": 401,
+        "code": "unauthenticated",
+    }
+    assert missing.headers["x-request-id"]
+    bad = get(base, "/api/hello", Authorization=f"Bearer {d.jwt()}x")
+    assert bad.json()["code"] == "invalid_token"
+    assert 'error="invalid_token"' in bad.headers.get_list("www-authenticate")[0]
+    scope = get(base, "/api/reports/q3", X_API_Key=d.api_key)
+    assert scope.status_code == 403
+    assert scope.json()["code"] == "insufficient_scope"
+    assert scope.headers.get_list("www-authenticate") == [
+        'Bearer realm="bastion", error="insufficient_scope", scope="reports:read"'
+    ]
+    role = get(base, "/api/admin/users", X_API_Key=d.api_key)
+    assert (role.status_code, role.json()["code"]) == (403, "forbidden")
+    assert "www-authenticate" not in role.headers
+    assert "<html>" not in role.text

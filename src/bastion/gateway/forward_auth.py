@@ -3,17 +3,24 @@ Traefik ForwardAuth and Envoy ``ext_authz`` (HTTP) ask bastion about a request t
 
 The original method and URI arrive in headers (``X-Forwarded-Method``/``X-Forwarded-Uri``
 from Traefik and Caddy, ``X-Original-Method``/``X-Original-URI`` from the nginx snippet in
-docs/). Replies carry no body: nginx stops reusing the connection after an auth reply with
-one (DESIGN.md). On allow: 200 with the identity headers for the proxy to copy upstream.
-On deny: the status with challenges, ``RateLimit`` headers and ``X-Bastion-Error``;
+docs/), exactly one pair (``forwarded.original_request``): the proxy in front passes the
+client's headers on to bastion, so a request carrying both pairs has one the client
+wrote, and is refused rather than decided on the wrong one.
+
+Replies carry no body: nginx stops reusing the connection after an auth reply with one
+(DESIGN.md). On allow: 200 with the identity headers for the proxy to copy upstream. On
+deny: the status with challenges, ``RateLimit`` headers and ``X-Bastion-Error``;
 ``X-Bastion-Status`` repeats it for nginx, which turns any status but 401/403 into 500.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bastion.errors import BadRequest, BastionError, Forbidden
 from bastion.gateway._asgi import Scope, Send, Trust, header_dict, peer_address, request_id
 from bastion.gateway._asgi import send_response as _send
+from bastion.gateway._headers import FORWARDED_PAIR, ORIGINAL_PAIR, AmbiguousRequest
 from bastion.gateway._rsgi import RSGIProtocol, RSGIScope, split_address
 from bastion.gateway._rsgi import header_dict as rsgi_headers
 from bastion.gateway._upgrade import wants_websocket
@@ -30,14 +37,49 @@ class UntrustedForwarder(Forbidden):
     code = "forbidden"
 
 
-def view_from_forwarded(scope: Scope, trust: Trust, prefix_path: str = "") -> RequestView:
+def view_from_forwarded(
+    scope: Scope, trust: Trust, prefix_path: str = "", source: str = "auto"
+) -> RequestView:
     """The original request, as described by a trusted proxy's headers (ASGI).
 
     ``prefix_path`` is what followed the forward-auth path (Envoy's ``path_prefix`` form).
     """
     query = scope.get("query_string", b"").decode("latin-1") if prefix_path else ""
     headers, peer = header_dict(scope["headers"]), peer_address(scope)
-    return view_from_headers(headers, peer, trust, scope["method"], prefix_path, query)
+    return view_from_headers(headers, peer, trust, scope["method"], prefix_path, query, source)
+
+
+def original_request(
+    headers: Mapping[str, str], source: str, own: tuple[str, str]
+) -> tuple[str, str]:
+    """The original method and URI from exactly one source (``forwarded.original_request``);
+    ``own`` is the auth request's own method and the path after the endpoint with its
+    query (Envoy's prefix form; empty path: not that form). An empty value counts as
+    absent (nginx sends a header it was told to blank as nothing).
+
+    Raises:
+        AmbiguousRequest: both header pairs, or a pair the configured source never sends:
+            one of them is the client's own.
+        BadRequest: no source, or half of one.
+    """
+    forwarded = any(headers.get(name) for name in FORWARDED_PAIR)
+    original = any(headers.get(name) for name in ORIGINAL_PAIR)
+    if forwarded and original:
+        raise AmbiguousRequest("both_forwarded_request_pairs")
+    if (forwarded and source in ("x-original", "path")) or (
+        original and source in ("x-forwarded", "path")
+    ):
+        raise AmbiguousRequest("unexpected_forwarded_request_pair")
+    if forwarded or original:
+        names = FORWARDED_PAIR if forwarded else ORIGINAL_PAIR
+        method, uri = headers.get(names[0], ""), headers.get(names[1], "")
+    elif own[1] and source in ("auto", "path"):
+        method, uri = own  # Envoy ext_authz (HTTP service): same method, path after prefix
+    else:
+        method = uri = ""
+    if not method or not uri:
+        raise BadRequest("missing_forwarded_request")
+    return method, uri
 
 
 def view_from_headers(
@@ -47,21 +89,14 @@ def view_from_headers(
     own_method: str = "GET",
     prefix_path: str = "",
     query: str = "",
+    source: str = "auto",
 ) -> RequestView:
     """The original request from the forwarded headers of a request from ``peer``;
     ``own_method`` and ``query`` are the auth request's own (Envoy's prefix form)."""
     if not trust.trusted(peer):
         raise UntrustedForwarder("untrusted_forwarder")
-    # Traefik's and Caddy's names first, then the nginx snippet's (an empty value counts
-    # as absent).
-    method = headers.get("x-forwarded-method") or headers.get("x-original-method")
-    uri = headers.get("x-forwarded-uri") or headers.get("x-original-uri")
-    if not method and not uri and prefix_path:
-        # Envoy ext_authz (HTTP service): same method, original path after the prefix.
-        method = own_method
-        uri = prefix_path + ("?" + query if query else "")
-    if not method or not uri:
-        raise BadRequest("missing_forwarded_request")
+    own_uri = prefix_path + ("?" + query if query and prefix_path else "")
+    method, uri = original_request(headers, source, (own_method, own_uri))
     method = method.upper()
     if method not in _METHODS:
         raise BadRequest("bad_forwarded_method")
@@ -93,6 +128,10 @@ def answer(decision: Decision) -> tuple[int, list[tuple[str, str]]]:
         ("x-bastion-status", str(decision.status)),
         ("x-bastion-request-id", decision.request_id),
     ]
+    # nginx before 1.23 reads only the first of several WWW-Authenticate headers into a
+    # variable: the snippet sends each challenge again from its own numbered copy.
+    challenges = [v for k, v in decision.headers if k.lower() == "www-authenticate"]
+    headers += [(f"x-bastion-challenge-{n}", v) for n, v in enumerate(challenges, 1)]
     return decision.status, headers
 
 
@@ -106,7 +145,8 @@ async def handle(
 ) -> None:
     """Answer one forward-auth request (ASGI)."""
     try:
-        view = view_from_forwarded(scope, trust, prefix_path)
+        source = gateway.config.forwarded.original_request
+        view = view_from_forwarded(scope, trust, prefix_path, source)
     except BastionError as exc:
         status, headers = refusal(exc)
     else:
@@ -121,7 +161,11 @@ async def handle_rsgi(
     the reply is one synchronous call)."""
     try:
         view = view_from_headers(
-            rsgi_headers(scope.headers), split_address(scope.client)[0], trust, scope.method
+            rsgi_headers(scope.headers),
+            split_address(scope.client)[0],
+            trust,
+            scope.method,
+            source=gateway.config.forwarded.original_request,
         )
     except BastionError as exc:
         status, headers = refusal(exc)

@@ -32,7 +32,16 @@ from bastion.errors import (
     RequestTimeout,
 )
 from bastion.gateway import websocket
-from bastion.gateway._asgi import ASGIApp, Message, Receive, Scope, Send, bounded_receive
+from bastion.gateway._asgi import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    bounded_receive,
+    peer_address,
+)
+from bastion.gateway._headers import PROXY_ONLY, header_key
 from bastion.gateway.decision import Decision
 from bastion.gateway.proxy import refuse, send_denial, view_from_scope
 from bastion.gateway.runtime import Runtime
@@ -90,6 +99,7 @@ class BastionMiddleware:
             await send_denial(send, decision)
             return
         scope[PRINCIPAL_KEY] = decision.principal
+        scope["headers"] = app_headers(scope, decision, runtime)
         state = scope.setdefault("state", {})
         state["principal"] = decision.principal
         state["request_id"] = decision.request_id
@@ -199,6 +209,22 @@ class _GuardedSocket:
             chosen = websocket.chosen_protocol(self._offered, message.get("subprotocol"))
             message = {**message, "subprotocol": chosen}
         await self._send(message)
+
+
+def app_headers(scope: Scope, decision: Decision, runtime: Runtime) -> list[tuple[bytes, bytes]]:
+    """The headers the app sees: the client's, but identity headers (bastion's own
+    instead, as every upstream gets them) and, unless a trusted proxy sent the request,
+    headers only a proxy may set (docs/security.md's trust table)."""
+    trusted = runtime.trust.trusted(peer_address(scope))
+    is_identity = runtime.gateway.is_identity_header
+    kept = [
+        (name, value)
+        for name, value in scope["headers"]
+        if not is_identity(key := header_key(name.decode("latin-1")))
+        and (trusted or key not in PROXY_ONLY)
+    ]
+    kept += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in decision.upstream_headers]
+    return kept
 
 
 def _with_headers(send: Send, decision: Decision, runtime: Runtime, secure: bool) -> Send:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from bastion.errors import BastionError, PayloadTooLarge, RateLimited, RequestTimeout
+from bastion.errors import BadRequest, BastionError, RateLimited, RequestTimeout
 from bastion.gateway._asgi import (
     SECURITY_HEADERS,
     Message,
@@ -28,6 +28,7 @@ from bastion.gateway._asgi import (
     send_response,
 )
 from bastion.gateway._hardening import Hardening
+from bastion.gateway._headers import PROXY_ONLY, header_key
 from bastion.gateway.core import Gateway
 from bastion.gateway.decision import PROBLEM_TYPE, Decision
 from bastion.gateway.routes import Route
@@ -136,6 +137,8 @@ class Proxy:
         self._session: aiohttp.ClientSession | None = None
         self._websockets: WebSocketProxy | None = None
         self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
+        self._drop = HOP_BY_HOP | PROXY_ONLY | {"expect"}
+        self._credentials = frozenset({"authorization", header_key(gateway.config.api_keys.header)})
 
     async def start(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -202,21 +205,25 @@ class Proxy:
     def upstream_headers(
         self, view: RequestView, decision: Decision, route: Route
     ) -> list[tuple[str, str]]:
-        connection_tokens = {
-            t.strip().lower() for t in view.headers.get("connection", "").split(",") if t.strip()
-        }
-        drop = HOP_BY_HOP | connection_tokens
+        """What the upstream receives: the client's headers but hop-by-hop ones, identity
+        headers, headers only a proxy may set (docs/security.md's trust table) and, unless
+        the route forwards them, credentials — each compared as CGI-style upstreams read
+        names (``_`` as ``-``) — then bastion's own address headers and identity."""
+        drop = self._drop
+        connection = view.headers.get("connection")
+        if connection:
+            drop = drop | {header_key(t.strip()) for t in connection.split(",") if t.strip()}
         if not route.config.forward_credentials:
-            drop = drop | {"authorization", self.gateway.config.api_keys.header.lower()}
+            drop = drop | self._credentials
+        is_identity = self.gateway.is_identity_header
         headers = [
             (name, value)
             for name, value in view.headers.items()
-            if name not in drop
-            and name not in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
-            and not self.gateway.is_identity_header(name)
+            if (name if "_" not in name else name.replace("_", "-")) not in drop
+            and not is_identity(name.replace("_", "-"))
         ]
-        forwarded_for = view.client_ip
-        headers.append(("x-forwarded-for", forwarded_for))
+        headers.append(("x-forwarded-for", view.client_ip))
+        headers.append(("x-real-ip", view.client_ip))
         headers.append(("x-forwarded-proto", "https" if view.secure else "http"))
         if view.host:
             headers.append(("x-forwarded-host", view.host))
@@ -237,13 +244,13 @@ class Proxy:
         session = self._session or await self.start()
         path = quote(route.upstream_path(decision.path), safe=PATH_SAFE)
         url = base + path + ("?" + view.query if view.query else "")
-        has_body = "content-length" in view.headers or "transfer-encoding" in view.headers
-        data = (
-            self._body(receive) if has_body and view.headers.get("content-length") != "0" else None
-        )
+        declared = view.headers.get("content-length")
+        body = None
+        if (declared is not None or "transfer-encoding" in view.headers) and declared != "0":
+            body = _Body(bounded_receive(receive, self.max_body, self.body_idle), declared)
         headers = self.upstream_headers(view, decision, route)
-        if "content-length" in view.headers and data is not None:
-            headers.append(("content-length", view.headers["content-length"]))
+        if declared is not None and body is not None:
+            headers.append(("content-length", declared))
         timeout = self._timeouts.get(route.name)
         if timeout is None:
             timeout = self._timeouts[route.name] = aiohttp.ClientTimeout(
@@ -258,7 +265,7 @@ class Proxy:
                 view.method,
                 url,
                 headers=headers,
-                data=data,
+                data=None if body is None else body.chunks(),
                 allow_redirects=False,
                 timeout=timeout,
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
@@ -291,22 +298,22 @@ class Proxy:
                 )
                 if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
                     # A small body in one message: no per-chunk round trips to the server.
-                    body = await upstream.read()
-                    await send({"type": "http.response.body", "body": body, "more_body": False})
+                    content = await upstream.read()
+                    await send({"type": "http.response.body", "body": content, "more_body": False})
                     return
                 async for chunk in upstream.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except (PayloadTooLarge, RequestTimeout):
-            raise
+        except BadRequest:
+            raise  # the client's: a body too large, stalled or cut short; a stalled reader
         except TimeoutError:
             self.upstream_failed(route.name)
             raise GatewayTimeout("upstream_timeout") from None
         except (aiohttp.ClientError, OSError) as exc:
-            if isinstance(exc.__cause__, PayloadTooLarge | RequestTimeout):
-                # aiohttp wraps what the request body raised: the client failed, not
-                # the upstream.
-                raise exc.__cause__ from None
+            if body is not None and body.failure is not None:
+                # aiohttp reports what the request body raised as the upstream connection
+                # failing: the client failed, not the upstream.
+                raise body.failure from None
             self.upstream_failed(route.name)
             log.warning("upstream %s failed: %s", route.name, exc.__class__.__name__)
             raise BadGateway("upstream_unreachable") from None
@@ -315,14 +322,43 @@ class Proxy:
         if self._on_upstream_error is not None:
             self._on_upstream_error(route)
 
-    async def _body(self, receive: Receive) -> AsyncIterator[bytes]:
-        read = bounded_receive(receive, self.max_body, self.body_idle)
+
+class IncompleteBody(BadRequest):
+    code = "incomplete_body"
+    title = "Incomplete request body"
+
+
+class _Body:
+    """A client's request body on its way to the upstream: each piece bounded in size and
+    time (:func:`bounded_receive`), and a body that ends before its ``Content-Length``, a
+    malformed chunk or a client that leaves mid-body refused as the client's error (400),
+    which aiohttp would report as the upstream connection failing."""
+
+    def __init__(self, read: Receive, declared: str | None) -> None:
+        self._read = read
+        self._declared = int(declared) if declared is not None else None
+        self.failure: BadRequest | None = None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._pieces():
+                yield chunk
+        except BadRequest as exc:
+            self.failure = exc
+            raise
+
+    async def _pieces(self) -> AsyncIterator[bytes]:
+        received = 0
         while True:
-            message = await read()
+            message = await self._read()
             if message["type"] == "http.disconnect":
-                raise asyncio.CancelledError
+                # granian reports a body cut short or badly chunked as a disconnect too.
+                raise IncompleteBody("body_incomplete")
             chunk = message.get("body", b"")
+            received += len(chunk)
             if chunk:
                 yield chunk
             if not message.get("more_body", False):
+                if self._declared is not None and received != self._declared:
+                    raise IncompleteBody("body_length_mismatch")
                 return
