@@ -145,6 +145,7 @@ class Runtime:
             ),
             AuthMethod.API_KEY: ApiKeyAuthenticator(api_keys, config.api_keys),
         }
+        trust = Trust(config.forwarded.trusted_proxies)
         oauth = None
         if config.oauth.enabled:
             # bastion's own authorization server; the gateway accepts its tokens as an
@@ -160,6 +161,7 @@ class Runtime:
                 passwords=passwords,
                 throttle=limiter,
                 admin_auth=_AdminAuth(authenticators, limiter),
+                trust=trust,
                 clock=clock,
             )
         bearer, jwt_method = _bearer(config, clock, revocations, oauth)
@@ -192,7 +194,6 @@ class Runtime:
             signer=signer,
             clock=clock,
         )
-        trust = Trust(config.forwarded.trusted_proxies)
         proxy = Proxy(gateway, trust, on_upstream_error=metrics.upstream_error)
         metrics.watch_websockets(lambda: proxy.open_websockets)
         if any(route.upstream is not None for route in config.routes):

@@ -21,7 +21,7 @@ from bastion.identity._device import device, place
 from bastion.identity._store import IdentityStore
 from bastion.identity.lockout import LoginThrottle
 from bastion.identity.steps import RecoveryCodeStep, TotpStep, assurance
-from bastion.oauth._http import guarded
+from bastion.oauth._http import client_ip, guarded
 from bastion.oauth._session import BrowserSession
 from bastion.oauth.login import LoginStep, StepResult
 
@@ -30,10 +30,6 @@ if TYPE_CHECKING:
 
 PARTIAL_SECONDS = 300
 THROTTLED = "Too many attempts. Wait a minute and try again."
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 class LoginFlow:
