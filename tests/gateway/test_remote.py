@@ -11,12 +11,9 @@ import ipaddress
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bastion.gateway._asgi import Remote, Trust, remote_of
-from bastion.gateway.app import GatewayApp
-from tests._deploy import Deployment
 
 SRC = Path(__file__).parents[2] / "src" / "bastion"
 # What reading the peer or the scheme looks like: Starlette's request.client and
@@ -104,25 +101,3 @@ def test_remote(request_scope: dict[str, object], expected: Remote) -> None:
 def test_an_unresolved_request_is_refused_not_guessed() -> None:
     with pytest.raises(LookupError):
         remote_of(scope("127.0.0.1"))
-
-
-async def metrics_status(app: GatewayApp, peer: str, **headers: str) -> int:
-    transport = httpx.ASGITransport(app=app, client=(peer, 5555))
-    sent = {k.replace("_", "-"): v for k, v in headers.items()}
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-        return (await client.get("/metrics", headers=sent)).status_code
-
-
-async def test_metrics_judge_the_client_not_the_proxy(
-    app: GatewayApp, deployment: Deployment
-) -> None:
-    # The default deployment: metrics_allow and trusted_proxies are both loopback, so a
-    # front proxy on the same machine is a trusted peer that is also "allowed".
-    assert await metrics_status(app, "127.0.0.1") == 200  # a local scraper, directly
-    assert await metrics_status(app, "127.0.0.1", x_forwarded_for="127.0.0.1") == 200
-    # The proxy relays a client from elsewhere: that client is judged.
-    assert await metrics_status(app, "127.0.0.1", x_forwarded_for="203.0.113.5") == 404
-    assert await metrics_status(app, "127.0.0.1", x_real_ip="203.0.113.5") == 404
-    # A client that is no proxy cannot claim loopback.
-    assert await metrics_status(app, "203.0.113.5", x_forwarded_for="127.0.0.1") == 404
-    assert await metrics_status(app, "203.0.113.5", x_real_ip="127.0.0.1") == 404
