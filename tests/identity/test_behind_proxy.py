@@ -7,7 +7,6 @@ Basic over plain HTTP from anywhere because the proxy's peer address is loopback
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,8 @@ import pytest
 from bastion.gateway.app import GatewayApp
 from bastion.identity.lockout import ADDRESS
 from tests._deploy import PASSWORD, Deployment, make_deployment
-from tests.identity._flows import password_login
+from tests.identity._flows import PROXY, basic, direct, password_login, relayed
 from tests.oauth._helpers import hidden, login
-
-PROXY = "127.0.0.1"  # the deployment's default forwarded.trusted_proxies: loopback
 
 
 @pytest.fixture
@@ -29,20 +26,6 @@ async def deployment(tmp_path: Path, upstream: str) -> Deployment:
     limits = {"per_ip": "100000/minute", "per_principal": "100000/minute",
               "failed_auth_per_ip": "3/minute"}  # fmt: skip
     return await make_deployment(tmp_path / "d", upstream, rate_limits=limits)
-
-
-def relayed(app: GatewayApp, issuer: str, client: str, proto: str = "http") -> httpx.AsyncClient:
-    """A client at ``client`` whose requests a trusted proxy (nginx on loopback) relays."""
-    transport = httpx.ASGITransport(app=app, client=(PROXY, 40000))
-    headers = {"X-Forwarded-For": client, "X-Forwarded-Proto": proto}
-    return httpx.AsyncClient(transport=transport, base_url=issuer, headers=headers)
-
-
-def direct(app: GatewayApp, issuer: str, peer: str, **headers: str) -> httpx.AsyncClient:
-    """A client at ``peer`` talking to bastion itself, sending whatever headers it likes."""
-    transport = httpx.ASGITransport(app=app, client=(peer, 40001))
-    sent = {k.replace("_", "-"): v for k, v in headers.items()}
-    return httpx.AsyncClient(transport=transport, base_url=issuer, headers=sent)
 
 
 def audit_events(app: GatewayApp, deployment: Deployment, event: str) -> list[dict[str, Any]]:
@@ -125,11 +108,6 @@ async def test_device_page_throttles_each_client_behind_the_proxy(
     assert await wrong_user_code(spoofer) == 429
     for agent in (guesser, other, spoofer):
         await agent.aclose()
-
-
-def basic(user: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 @pytest.mark.parametrize("path", ["/oauth2/admin/users", "/oauth2/admin/clients"])

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bastion.identity.lockout import ADDRESS
 from tests._deploy import PASSWORD, Deployment, make_deployment
 from tests._procs import bastion_serve, demo_upstream, running
 from tests._services import free_port
-from tests.identity.test_behind_proxy import ADDRESS
 from tests.interop.test_nginx import nginx_binary
 from tests.oauth._helpers import hidden
 
