@@ -168,7 +168,9 @@ class LoginFlow:
         if result.subject is None:
             self.ctx.emit({"event": "login_failed", "client_ip": ip})
             username = form.get("username", "")[:255]
-            if await self.pages.server.ctx.grants.owner(username.strip()) is not None:
+            # Recorded under the typed name whether or not such a user exists: the same
+            # work (and time) for both, so a failure does not tell (DESIGN.md).
+            if username.strip():
                 await self.failed(request, username.strip(), "password")
             return self.password_page(session, tx, 401, username=username,
                                       message=result.message)  # fmt: skip
