@@ -34,7 +34,10 @@ def nginx_binary() -> str:
     return found
 
 
-def nginx_conf(folder: Path, port: int, bastion_port: int, upstream: str) -> Path:
+def nginx_conf(
+    folder: Path, port: int, bastion_port: int, upstream: str, include: Path = SNIPPET
+) -> Path:
+    """nginx on ``port`` with upstreams ``bastion`` and ``app``, serving ``include``."""
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -57,7 +60,7 @@ http {{
     map $http_upgrade $bastion_connection {{ default upgrade; "" ""; }}
     server {{
         listen 127.0.0.1:{port};
-        include {SNIPPET};
+        include {include};
     }}
 }}
 """,

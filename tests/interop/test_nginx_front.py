@@ -17,7 +17,7 @@ from bastion.identity.lockout import ADDRESS
 from tests._deploy import PASSWORD, Deployment, make_deployment
 from tests._procs import bastion_serve, demo_upstream, running
 from tests._services import free_port
-from tests.interop.test_nginx import nginx_binary
+from tests.interop.test_nginx import nginx_binary, nginx_conf
 from tests.oauth._helpers import hidden
 
 pytestmark = pytest.mark.nginx
@@ -30,35 +30,6 @@ def documented_location() -> str:
     found = re.search(r"```nginx\n(.*?)```", section, re.DOTALL)
     assert found, "docs/deployment.md lost its nginx example"
     return found.group(1)
-
-
-def nginx_conf(folder: Path, port: int, bastion_port: int) -> Path:
-    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    (folder / "bastion.conf").write_text(documented_location(), encoding="utf-8")
-    conf = folder / "nginx.conf"
-    temp = " ".join(f"{sub}_temp_path {folder}/{sub};" for sub in ("fastcgi", "uwsgi", "scgi"))
-    conf.write_text(
-        f"""worker_processes 1;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log warn;
-daemon off;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {folder}/body;
-    proxy_temp_path {folder}/proxy;
-    {temp}
-    upstream bastion {{ server 127.0.0.1:{bastion_port}; keepalive 8; }}
-    server {{
-        listen 127.0.0.1:{port};
-        include {folder}/bastion.conf;
-    }}
-}}
-""",
-        encoding="utf-8",
-    )
-    return conf
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +49,9 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Deplo
             )
         )
         with bastion_serve(deployment.config_file, bastion_port):
-            conf = nginx_conf(folder / "nginx", port, bastion_port)
+            location = folder / "bastion.conf"
+            location.write_text(documented_location(), encoding="utf-8")
+            conf = nginx_conf(folder / "nginx", port, bastion_port, upstream, location)
             with running([binary, "-c", str(conf), "-p", str(folder / "nginx")], port):
                 yield base, deployment
 
