@@ -46,8 +46,10 @@ def http_lines() -> str:
     return "\n    ".join(maps)
 
 
-def nginx_conf(folder: Path, port: int, bastion_port: int, upstream: str) -> Path:
-    """An nginx.conf whose one server includes the documented snippet."""
+def nginx_conf(
+    folder: Path, port: int, bastion_port: int, upstream: str, include: Path = NGINX_SNIPPET
+) -> Path:
+    """An nginx.conf whose one server includes ``include`` (the documented snippet)."""
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -70,7 +72,7 @@ http {{
     {http_lines()}
     server {{
         listen 127.0.0.1:{port};
-        include {NGINX_SNIPPET};
+        include {include};
     }}
 }}
 """,

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 
 import httpx
 
+from bastion.gateway.app import GatewayApp
 from bastion.identity import totp
 from tests._deploy import PASSWORD
 from tests.oauth._helpers import hidden
+
+PROXY = "127.0.0.1"  # the deployment's default forwarded.trusted_proxies: loopback
+
+
+def relayed(app: GatewayApp, issuer: str, client: str, proto: str = "http") -> httpx.AsyncClient:
+    """A client at ``client`` whose requests a trusted proxy (nginx on loopback) relays."""
+    transport = httpx.ASGITransport(app=app, client=(PROXY, 40000))
+    headers = {"X-Forwarded-For": client, "X-Forwarded-Proto": proto}
+    return httpx.AsyncClient(transport=transport, base_url=issuer, headers=headers)
+
+
+def direct(app: GatewayApp, issuer: str, peer: str, **headers: str) -> httpx.AsyncClient:
+    """A client at ``peer`` talking to bastion itself, sending whatever headers it likes."""
+    transport = httpx.ASGITransport(app=app, client=(peer, 40001))
+    sent = {k.replace("_", "-"): v for k, v in headers.items()}
+    return httpx.AsyncClient(transport=transport, base_url=issuer, headers=sent)
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 def secret_of(page: str) -> str:

@@ -194,3 +194,38 @@ def test_nothing_secret_in_the_audit_log(peer: Peer) -> None:
     for secret in (out["access_token"], out["refresh_token"], out["id_token"],
                    peer.srv.client_secret, peer.srv.password):  # fmt: skip
         assert secret not in text
+
+
+def wrong_secret(peer: Peer, how: str) -> dict[str, Any]:
+    srv = peer.srv
+    return peer.peers.rp(
+        f"--issuer={srv.issuer}", f"--client-id={srv.client_id}", "--client-secret=not-it",
+        f"--client-auth={how}", "--flow=client_credentials", "--scope=read", "--allow-http",
+    )  # fmt: skip
+
+
+def test_a_wrong_client_secret_in_the_body_is_invalid_client_to_openid_client(
+    peer: Peer,
+) -> None:
+    # RFC 6749 §5.2: a 401 with a challenge only to a client that used the Authorization
+    # header. To one that sent its secret in the body a challenge made openid-client
+    # report the HTTP challenge, never the error (issue 15).
+    result = wrong_secret(peer, "post")
+    assert result["http"][-1] == "POST /oauth2/token -> 400"
+    assert result["oauth_error"] == "invalid_client", result
+    assert result["error_description"] == "client authentication failed"
+    # By the header: the challenge RFC 6749 §5.2 requires, which openid-client reports.
+    by_header = wrong_secret(peer, "basic")
+    assert by_header["http"][-1] == "POST /oauth2/token -> 401"
+    assert by_header["code"] == "OAUTH_WWW_AUTHENTICATE_CHALLENGE"
+
+    def audited() -> list[dict[str, Any]]:
+        return [e for e in peer.audit() if e.get("event") == "client_auth_failed"]
+
+    deadline = time.monotonic() + 5  # the audit log is flushed within a second
+    while len(audited()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(e["client_id"], e["method"], e["reason"]) for e in audited()] == [
+        (peer.srv.client_id, method, "bad_client_credentials")
+        for method in ("client_secret_post", "client_secret_basic")
+    ]

@@ -38,6 +38,11 @@ DECISION_BUCKETS = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 )  # fmt: skip
 MAX_REASONS = 64
+# Reasons that tell which accounts exist (DESIGN.md: no user enumeration): the client
+# gets one code for all of them, and whoever reads the metrics gets one label. Only the
+# audit log, server-side, keeps them apart.
+ACCOUNT_REASONS = {"unknown_user", "disabled", "bad_password"}
+BAD_CREDENTIALS = "bad_credentials"
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
 
@@ -206,7 +211,7 @@ class Metrics:
             self._route(route or OTHER),
             self._outcome(outcome),
             self._credential(credential),
-            self._reason(reason),
+            self._reason(BAD_CREDENTIALS if reason in ACCOUNT_REASONS else reason),
         )
         found = (labels, self._decisions.histogram(self._front_door(front_door)))
         if len(self._decision_keys) < MAX_DECISION_KEYS:

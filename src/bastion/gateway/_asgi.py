@@ -1,4 +1,12 @@
-"""Small ASGI helpers shared by the front doors (the only place that reads scopes)."""
+"""Small ASGI helpers shared by the front doors.
+
+This is the one module that reads who sent a request: the TCP peer and the scheme of
+the scope, and the ``X-Forwarded-*`` a trusted proxy adds (:meth:`Trust.remote`). Every
+other part of bastion (the front doors, the authorization server, the login pages, the
+admin API, ``/metrics``) takes the :class:`Remote` resolved here, so a deployment behind
+a proxy is judged by its clients' addresses, never by the proxy's
+(tests/gateway/test_remote.py greps src/ for other readers).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ import itertools
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from bastion.errors import PayloadTooLarge, RequestTimeout
 
@@ -70,6 +78,15 @@ def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 _INVALID, _UNTRUSTED, _TRUSTED = 0, 1, 2
+REMOTE_KEY = "bastion.remote"  # where a request's resolved Remote is kept in its scope
+
+
+class Remote(NamedTuple):
+    """Who sent a request, as bastion judges it (:meth:`Trust.remote`)."""
+
+    ip: str  # the client's address
+    secure: bool  # the client reached the first hop over TLS
+    trusted: bool  # the TCP peer is a trusted proxy (its X-Request-Id is kept)
 
 
 class Trust:
@@ -114,6 +131,40 @@ class Trust:
             if kind == _UNTRUSTED:
                 return hop
         return hops[0]
+
+    def remote(self, scope: Scope, headers: dict[str, str] | None = None) -> Remote:
+        """The client of the request in ``scope`` (``headers``: its :func:`header_dict`,
+        if made already), kept in the scope so a request is resolved once whichever part
+        asks first.
+
+        The address is :meth:`client_ip`'s. The scheme is the scope's, or, only from a
+        trusted peer over plain HTTP, ``X-Forwarded-Proto: https`` (the proxy in front
+        terminated TLS); a client cannot claim TLS for itself.
+        """
+        found = scope.get(REMOTE_KEY)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        if headers is None:
+            headers = header_dict(scope["headers"])
+        peer = peer_address(scope)
+        trusted = self._kind(peer) == _TRUSTED
+        secure = scope.get("scheme") in ("https", "wss")
+        if trusted and not secure:
+            secure = headers.get("x-forwarded-proto", "").lower() == "https"
+        found = scope[REMOTE_KEY] = Remote(self.client_ip(peer, headers), secure, trusted)
+        return found
+
+
+def remote_of(scope: Scope) -> Remote:
+    """The :class:`Remote` a front door resolved for this request (:meth:`Trust.remote`).
+
+    Raises:
+        LookupError: nothing resolved it: a mounting bug, refused rather than guessed.
+    """
+    found = scope.get(REMOTE_KEY)
+    if not isinstance(found, Remote):
+        raise LookupError("the request's client was not resolved (Trust.remote)")
+    return found
 
 
 def _without_port(hop: str) -> str:

@@ -17,7 +17,7 @@ import orjson
 
 from bastion.config import Config, config_from_env
 from bastion.gateway import forward_auth, websocket
-from bastion.gateway._asgi import SECURITY_HEADERS, Receive, Scope, Send, peer_address
+from bastion.gateway._asgi import SECURITY_HEADERS, Receive, Scope, Send
 from bastion.gateway._asgi import send_response as respond
 from bastion.gateway._rsgi import RSGIProtocol, RSGIScope, run_asgi
 from bastion.gateway.proxy import send_denial, view_from_scope
@@ -169,7 +169,10 @@ class GatewayApp:
         await respond(send, 200 if ok else 503, [JSON, *SECURITY_HEADERS], body)
 
     async def _metrics(self, runtime: Runtime, scope: Scope, send: Send) -> None:
-        if not runtime.metrics_allowed(peer_address(scope)):
+        # Judged on the client's address, not the proxy's: through a front proxy on
+        # loopback every client would otherwise pass as loopback.
+        client = runtime.trust.remote(scope).ip
+        if not runtime.metrics_allowed(client):
             await respond(send, 404, [JSON, *SECURITY_HEADERS], b'{"code":"not_found"}')
             return
         body, content_type = runtime.metrics.render()

@@ -27,7 +27,7 @@ from bastion.errors import (
     Unavailable,
 )
 from bastion.gateway._inputs import InputGuard
-from bastion.gateway._owners import Owners
+from bastion.gateway._owners import CredentialThrottle
 from bastion.gateway._ports import AssertionSigner, Limiter, Observer
 from bastion.gateway._upgrade import check_ambient_origin, check_handshake, wants_websocket
 from bastion.gateway.decision import Decision
@@ -85,6 +85,7 @@ class Gateway:
         limiter: Limiter,
         observer: Observer,
         signer: AssertionSigner | None = None,
+        throttle: CredentialThrottle | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self.config = config
@@ -104,7 +105,10 @@ class Gateway:
         self._plans: dict[tuple[object, ...], _Plan] = {}
         self._ip_checks: dict[str, Prepared] = {}
         self._known: dict[tuple[str, AuthMethod, bytes], _Known] = {}
-        self._owners = Owners(limiter)
+        # Shared with the admin API and the device page (runtime): an owner spared on
+        # one is spared on all.
+        self.throttle = throttle if throttle is not None else CredentialThrottle(limiter)
+        self._owners = self.throttle.owners
         self.inputs = InputGuard(config, self.routes)
         missing = {m for r in self.routes.routes for m in r.auth} - set(self.authenticators)
         if missing:
@@ -388,20 +392,13 @@ class Gateway:
 
     def _throttled_now(self, authenticator: Authenticator, request: RequestView) -> bool:
         account, ip = authenticator.account(request), request.client_ip
-        blocked = self.limiter.failures_blocked_now(account=account, ip=ip)
-        if self._owners.exempt(blocked, account, ip):
-            blocked = self.limiter.failures_blocked_now(account=None, ip=ip)
-        return blocked is not None
+        return self.throttle.failures_blocked_now(account=account, ip=ip) is not None
 
     async def _authenticate(self, request: RequestView, route: Route) -> Principal:
         authenticator = self._choose(request, route)
         account = authenticator.account(request)
         ip = request.client_ip
-        blocked = await self.limiter.failures_blocked(account=account, ip=ip)
-        if self._owners.exempt(blocked, account, ip) or await self._owners.seen_elsewhere(
-            blocked, account, ip
-        ):
-            blocked = await self.limiter.failures_blocked(account=None, ip=ip)
+        blocked = await self.throttle.failures_blocked(account=account, ip=ip)
         if blocked is not None:
             raise RateLimited(
                 "failed_auth_throttled", retry_after=blocked.reset_after, headers=blocked.headers()
@@ -409,13 +406,11 @@ class Gateway:
         try:
             principal = await authenticator.authenticate(request)
         except AuthenticationError:
-            await self.limiter.record_failure(account=account, ip=ip)
+            await self.throttle.record_failure(account=account, ip=ip)
             raise
         if not self._issuer_allowed(principal, route):
             raise InvalidToken("issuer_not_allowed_on_route")
-        self._owners.note(account, ip)
-        if account is not None and not self.limiter.in_process:
-            await self._owners.share(account, ip)
+        await self.throttle.record_success(account=account, ip=ip)
         return principal
 
     @staticmethod

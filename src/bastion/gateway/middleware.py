@@ -39,7 +39,7 @@ from bastion.gateway._asgi import (
     Scope,
     Send,
     bounded_receive,
-    peer_address,
+    remote_of,
 )
 from bastion.gateway._headers import PROXY_ONLY, header_key
 from bastion.gateway.decision import Decision
@@ -215,7 +215,7 @@ def app_headers(scope: Scope, decision: Decision, runtime: Runtime) -> list[tupl
     """The headers the app sees: the client's, but identity headers (bastion's own
     instead, as every upstream gets them) and, unless a trusted proxy sent the request,
     headers only a proxy may set (docs/security.md's trust table)."""
-    trusted = runtime.trust.trusted(peer_address(scope))
+    trusted = remote_of(scope).trusted
     is_identity = runtime.gateway.is_identity_header
     kept = [
         (name, value)

@@ -23,7 +23,6 @@ from bastion.gateway._asgi import (
     Trust,
     bounded_receive,
     header_dict,
-    peer_address,
     request_id,
     send_response,
 )
@@ -87,11 +86,7 @@ def view_from_scope(scope: Scope, trust: Trust) -> RequestView:
     headers = header_dict(scope["headers"])
     if scope["type"] == "websocket":
         headers = protocol_credential(headers, scope.get("subprotocols") or ())
-    peer = peer_address(scope)
-    trusted = trust.trusted(peer)
-    secure = scope.get("scheme") in ("https", "wss")
-    if trusted and not secure:
-        secure = headers.get("x-forwarded-proto", "").lower() == "https"
+    remote = trust.remote(scope, headers)
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else quote(scope["path"], safe=PATH_SAFE)
     return RequestView(
@@ -100,9 +95,9 @@ def view_from_scope(scope: Scope, trust: Trust) -> RequestView:
         query=scope.get("query_string", b"").decode("latin-1"),
         host=headers.get("host", ""),
         headers=headers,
-        client_ip=trust.client_ip(peer, headers),
-        secure=secure,
-        request_id=request_id(headers, trusted),
+        client_ip=remote.ip,
+        secure=remote.secure,
+        request_id=request_id(headers, remote.trusted),
     )
 
 

@@ -21,6 +21,7 @@ from bastion.credentials.basic import BasicAuthenticator
 from bastion.credentials.bearer import BearerAuthenticator
 from bastion.errors import AuthenticationError, ConfigError, RateLimited
 from bastion.gateway._asgi import Trust
+from bastion.gateway._owners import CredentialThrottle
 from bastion.gateway.core import Gateway
 from bastion.gateway.decision import Decision
 from bastion.gateway.proxy import Proxy
@@ -145,6 +146,8 @@ class Runtime:
             ),
             AuthMethod.API_KEY: ApiKeyAuthenticator(api_keys, config.api_keys),
         }
+        trust = Trust(config.forwarded.trusted_proxies)
+        throttle = CredentialThrottle(limiter)  # the gateway's, the admin API's, the device page's
         oauth = None
         if config.oauth.enabled:
             # bastion's own authorization server; the gateway accepts its tokens as an
@@ -158,8 +161,9 @@ class Runtime:
                 revocations=revocations,
                 emit=audit.emit,
                 passwords=passwords,
-                throttle=limiter,
-                admin_auth=_AdminAuth(authenticators, limiter),
+                throttle=throttle,
+                admin_auth=_AdminAuth(authenticators, throttle),
+                trust=trust,
                 clock=clock,
             )
         bearer, jwt_method = _bearer(config, clock, revocations, oauth)
@@ -190,9 +194,9 @@ class Runtime:
             limiter=limiter,
             observer=AuditObserver(audit, metrics),
             signer=signer,
+            throttle=throttle,
             clock=clock,
         )
-        trust = Trust(config.forwarded.trusted_proxies)
         proxy = Proxy(gateway, trust, on_upstream_error=metrics.upstream_error)
         metrics.watch_websockets(lambda: proxy.open_websockets)
         if any(route.upstream is not None for route in config.routes):
@@ -285,26 +289,31 @@ def _bearer(
 
 
 class _AdminAuth:
-    """Authenticates admin-API callers with the gateway's own API-key and Basic methods
-    (failures throttled like the gateway's); the role check is the caller's."""
+    """Authenticates admin-API callers with the gateway's own API-key and Basic methods,
+    through the gateway's failed-credential throttle (an owner spared there is spared
+    here, and the reverse); the role check is the caller's."""
 
-    def __init__(self, authenticators: dict[AuthMethod, Authenticator], limiter: RateLimiter):
+    def __init__(
+        self, authenticators: dict[AuthMethod, Authenticator], throttle: CredentialThrottle
+    ) -> None:
         self._authenticators = authenticators
-        self._limiter = limiter
+        self._throttle = throttle
 
     async def __call__(self, request: RequestView) -> Principal:
         for method in (AuthMethod.API_KEY, AuthMethod.BASIC, AuthMethod.JWT):
             authenticator = self._authenticators.get(method)
             if authenticator is None or not authenticator.present(request):
                 continue
-            account = authenticator.account(request)
-            blocked = await self._limiter.failures_blocked(account=account, ip=request.client_ip)
+            account, ip = authenticator.account(request), request.client_ip
+            blocked = await self._throttle.failures_blocked(account=account, ip=ip)
             if blocked is not None:
                 raise RateLimited("failed_auth_throttled", retry_after=blocked.reset_after,
                                   headers=blocked.headers())  # fmt: skip
             try:
-                return await authenticator.authenticate(request)
+                principal = await authenticator.authenticate(request)
             except AuthenticationError:
-                await self._limiter.record_failure(account=account, ip=request.client_ip)
+                await self._throttle.record_failure(account=account, ip=ip)
                 raise
+            await self._throttle.record_success(account=account, ip=ip)
+            return principal
         raise AuthenticationError("no_credentials")

@@ -16,9 +16,9 @@ from starlette.routing import Route
 
 from bastion.identity._account import AccountPages
 from bastion.identity._store import IdentityStore
-from bastion.identity._web import LoginFlow, client_ip
+from bastion.identity._web import LoginFlow
 from bastion.identity.federation import ExternalProvider, FederationError
-from bastion.oauth._http import guarded
+from bastion.oauth._http import client_ip, guarded
 from bastion.store.users import UserStore
 
 if TYPE_CHECKING:

@@ -17,10 +17,10 @@ from starlette.routing import Route
 
 from bastion.identity._account import AccountPages
 from bastion.identity._store import IdentityStore
-from bastion.identity._web import LoginFlow, client_ip
+from bastion.identity._web import LoginFlow
 from bastion.identity.passkeys import CHALLENGE_SECONDS, PasskeyError, RelyingParty
 from bastion.identity.passkeys import new_user_handle as _new_handle
-from bastion.oauth._http import BadInput, guarded, json_response, read_body
+from bastion.oauth._http import BadInput, client_ip, guarded, json_response, read_body
 from bastion.oauth._session import BrowserSession
 from bastion.oauth.login import Throttle
 from bastion.store.users import UserStore

@@ -368,12 +368,10 @@ class IdentityStore:
         with db_errors("login events"):
             async with self._engine.begin() as conn:
                 await conn.execute(insert(_events).values(subject=subject, at=now, **values))
-                await conn.execute(
-                    delete(_events).where(
-                        _events.c.subject == subject,
-                        _events.c.at < now - timedelta(days=90),
-                    )
-                )
+                # Every subject's old events, not only this one's: failed sign-ins are
+                # recorded under names nobody has too (the login form does the same work
+                # for unknown users), and those names may never come back.
+                await conn.execute(delete(_events).where(_events.c.at < now - timedelta(days=90)))
 
     async def events(self, subject: str, limit: int = 10) -> list[Event]:
         with db_errors("login events"):

@@ -21,7 +21,7 @@ from bastion.identity._device import device, place
 from bastion.identity._store import IdentityStore
 from bastion.identity.lockout import LoginThrottle
 from bastion.identity.steps import RecoveryCodeStep, TotpStep, assurance
-from bastion.oauth._http import guarded
+from bastion.oauth._http import client_ip, guarded
 from bastion.oauth._session import BrowserSession
 from bastion.oauth.login import LoginStep, StepResult
 
@@ -30,10 +30,6 @@ if TYPE_CHECKING:
 
 PARTIAL_SECONDS = 300
 THROTTLED = "Too many attempts. Wait a minute and try again."
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 class LoginFlow:
@@ -172,7 +168,9 @@ class LoginFlow:
         if result.subject is None:
             self.ctx.emit({"event": "login_failed", "client_ip": ip})
             username = form.get("username", "")[:255]
-            if await self.pages.server.ctx.grants.owner(username.strip()) is not None:
+            # Recorded under the typed name whether or not such a user exists: the same
+            # work (and time) for both, so a failure does not tell (DESIGN.md).
+            if username.strip():
                 await self.failed(request, username.strip(), "password")
             return self.password_page(session, tx, 401, username=username,
                                       message=result.message)  # fmt: skip

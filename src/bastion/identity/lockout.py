@@ -7,8 +7,9 @@ them every further failure blocks the key for twice as long as the last, up to
 :attr:`Policy.max_block` — never longer, so a lock always ends. A quiet
 :attr:`Policy.window` resets the count. An attacker who keeps failing can keep an
 account throttled, but not its owner out: an address from which the account signed in
-successfully in the last :data:`KNOWN_DAYS` days is not held back by the account's block
-(only by its own address count). Unknown usernames are counted the same way, so a block
+successfully in the last :data:`~bastion.gateway._owners.OWNER_SECONDS` (30 days, the
+window every throttle spares owners for) is not held back by the account's block (only
+by its own address count). Unknown usernames are counted the same way, so a block
 says nothing about whether an account exists. Crossing into a block is a
 ``security_event`` in the audit log (``kind: login_lockout`` / ``login_address_blocked``).
 """
@@ -24,13 +25,13 @@ from sqlalchemy import Table, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bastion.gateway._owners import OWNER_SECONDS
 from bastion.model import Clock, system_clock
 from bastion.store._db import db_errors, now_utc
 from bastion.store.models import LoginEvent, LoginFailure
 
 _failures = cast(Table, LoginFailure.__table__)
 _events = cast(Table, LoginEvent.__table__)
-KNOWN_DAYS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,7 @@ class LoginThrottle:
         return None
 
     async def _known(self, account: str, ip: str) -> bool:
-        since = now_utc(self._clock) - timedelta(days=KNOWN_DAYS)
+        since = now_utc(self._clock) - timedelta(seconds=OWNER_SECONDS)
         with db_errors("login throttle"):
             async with self._engine.connect() as conn:
                 found = await conn.scalar(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.config import Config
 from bastion.credentials._passwords import Passwords
+from bastion.gateway._asgi import Trust
 from bastion.keyring import Keyring
 from bastion.model import Clock, Principal, RequestView, system_clock
 from bastion.oauth._context import Emit
@@ -53,6 +54,7 @@ async def mount(
     passwords: Passwords,
     throttle: Throttle,
     admin_auth: Callable[[RequestView], Awaitable[Principal]],
+    trust: Trust,
     clock: Clock = system_clock,
 ) -> AuthorizationServer:
     """Build and start the authorization server (keys loaded, revocation mirror running).
@@ -66,6 +68,7 @@ async def mount(
         passwords: the argon2id verifier of the login page.
         throttle: failed-login throttling (the gateway's rate limiter).
         admin_auth: authenticates callers of the admin API (the gateway's authenticators).
+        trust: the gateway's trusted proxies (whose ``X-Forwarded-*`` name the client).
         clock: seconds since the epoch.
     """
     server = OAuthServer(config, engine, keyring, revocations=revocations, emit=emit, clock=clock)
@@ -82,5 +85,5 @@ async def mount(
     pages = Pages(server, sessions, throttle)
     install(pages, engine=engine, keyring=keyring, passwords=passwords,
             admin_auth=admin_auth, clock=clock)  # fmt: skip
-    app = build_app(server, admin_auth, pages)
+    app = build_app(server, admin_auth, pages, trust)
     return AuthorizationServer(server, app)

@@ -18,7 +18,7 @@ PREFIX = "/oauth2"
 OPAQUE_PREFIX = "bat_"  # bastion access token: opaque, resolved by introspection
 PAR_URN = "urn:ietf:params:oauth:request_uri:"
 ACR_PASSWORD = "urn:bastion:acr:password"  # noqa: S105 - an acr value
-ACR_MFA = "urn:bastion:acr:mfa"  # reserved for the MFA login steps of a later issue
+ACR_MFA = "urn:bastion:acr:mfa"  # two factors, or a passkey (docs/mfa.md, passkeys.md)
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 ID_TOKEN_ALGS = ("RS256", "ES256", "EdDSA")
 

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bastion.errors import AuthenticationError, BastionError, Forbidden, InvalidToken
+from bastion.gateway._asgi import Trust, remote_of
 from bastion.model import Principal, RequestView
 from bastion.oauth._authlib import MAX_PARAMS, HttpInput, OAuthResponse
 from bastion.oauth._context import PREFIX
@@ -41,18 +42,25 @@ AdminAuth = Callable[[RequestView], Awaitable[Principal]]
 
 async def admin_principal(request: Request, admin_auth: AdminAuth, role: str) -> Principal:
     """Authenticate an admin-API caller with the gateway's methods; require ``role``."""
+    remote = remote_of(request.scope)
     view = RequestView(
         method=request.method,
         path=request.url.path,
         query=request.url.query,
         headers={k.lower(): v for k, v in request.headers.items()},
-        client_ip=request.client.host if request.client else "",
-        secure=request.url.scheme == "https",
+        client_ip=remote.ip,
+        secure=remote.secure,
     )
     principal = await admin_auth(view)
     if role not in principal.roles:
         raise Forbidden("missing_admin_role")
     return principal
+
+
+def client_ip(request: Request) -> str:
+    """The client's address as the gateway resolved it (a trusted proxy's
+    ``X-Forwarded-For`` honoured), never the TCP peer's."""
+    return remote_of(request.scope).ip
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -167,14 +175,13 @@ async def http_input(request: Request, issuer: str) -> HttpInput:
         name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     url = issuer + path + (f"?{query}" if query else "")
-    client = scope.get("client")
     return HttpInput(
         method=scope["method"],
         url=url,
         headers=headers,
         query=_parse(query) if query else [],
         form=form,
-        client_ip=str(client[0]) if client else "",
+        client_ip=remote_of(scope).ip,
         cookies=dict(request.cookies) if "cookie" in headers else {},
     )
 
@@ -324,12 +331,15 @@ class AuthorizationServerApp:
     """The authorization server's ASGI app: ``POST /oauth2/token``, its hot path, is
     answered directly; every other path goes through the Starlette router."""
 
-    def __init__(self, router: Starlette, token: Handler) -> None:
+    def __init__(self, router: Starlette, token: Handler, trust: Trust) -> None:
         self.router = router
         self._token = token
         self._token_path = f"{PREFIX}/token"
+        self._trust = trust
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            self._trust.remote(scope)  # who is asking, for every handler (remote_of)
         path, method = scope.get("path"), scope.get("method")
         if scope["type"] == "http" and path == self._token_path and method == "POST":
             response = await self._token(Request(scope, receive))
@@ -338,8 +348,11 @@ class AuthorizationServerApp:
         await self.router(scope, receive, send)
 
 
-def build_app(server: OAuthServer, admin_auth: AdminAuth, pages: Any) -> AuthorizationServerApp:
-    """The ASGI app for the authorization server's paths."""
+def build_app(
+    server: OAuthServer, admin_auth: AdminAuth, pages: Any, trust: Trust
+) -> AuthorizationServerApp:
+    """The ASGI app for the authorization server's paths; ``trust`` says whose
+    ``X-Forwarded-*`` tells the client's address and scheme."""
     api = ProtocolEndpoints(server, admin_auth)
     p = PREFIX
     routes = [
@@ -364,7 +377,7 @@ def build_app(server: OAuthServer, admin_auth: AdminAuth, pages: Any) -> Authori
         ),
         *pages.routes(),
     ]
-    return AuthorizationServerApp(Starlette(routes=routes), guarded(api.token))
+    return AuthorizationServerApp(Starlette(routes=routes), guarded(api.token), trust)
 
 
 def is_oauth_path(path: str) -> bool:

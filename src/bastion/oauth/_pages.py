@@ -22,7 +22,7 @@ from starlette.routing import Route
 from bastion.oauth._authlib import HttpInput, OAuthResponse
 from bastion.oauth._context import PAR_URN, PREFIX
 from bastion.oauth._endpoints import normalize_user_code
-from bastion.oauth._http import BadInput, guarded, http_input, to_response
+from bastion.oauth._http import BadInput, client_ip, guarded, http_input, to_response
 from bastion.oauth._session import BrowserSession, SessionStore
 from bastion.oauth._store import Owner
 from bastion.oauth.login import Throttle
@@ -156,7 +156,7 @@ class Pages:
         return await self.sessions.load(request.cookies.get(self.cookie_name))
 
     async def new_session(self, request: Request) -> BrowserSession:
-        ip = request.client.host if request.client else ""
+        ip = client_ip(request)
         return await self.sessions.create(
             client_ip=ip, user_agent=request.headers.get("user-agent", "")[:255]
         )
@@ -354,7 +354,7 @@ class Pages:
         owner = await self._owner(session)
         if session is None or owner is None:
             return self.error_page(400, "invalid_request", "your session has expired; start again")
-        ip = request.client.host if request.client else ""
+        ip = client_ip(request)
         # Guessing user codes is throttled per address like failed logins (RFC 8628 §5.1).
         if await self.throttle.failures_blocked(account=None, ip=ip) is not None:
             return self.error_page(429, "slow_down", "Too many attempts. Wait a minute.")

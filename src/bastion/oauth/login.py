@@ -1,9 +1,10 @@
 """How a user proves who they are at the login page: a chain of login steps.
 
-Today there is one step (:class:`PasswordStep`, ``amr: pwd``). A later issue adds TOTP
-and passkeys as further :class:`LoginStep` implementations: the login handler runs the
-steps in order, remembers the completed ones in the browser session, and derives
-``acr``/``amr`` from them (:func:`assurance`).
+The first step is :class:`PasswordStep` (``amr: pwd``); TOTP and recovery codes are
+further :class:`LoginStep` implementations (bastion.identity.steps), and passkeys sign in
+from their own page (bastion.identity._passkey_web). The login handler runs the steps in
+order, remembers the completed ones in the browser session, and derives ``acr``/``amr``
+from them (:func:`assurance`).
 """
 
 from __future__ import annotations
@@ -27,9 +28,20 @@ class StepResult:
 
 
 class Throttle(Protocol):
-    async def failures_blocked(self, *, account: str | None, ip: str) -> object | None: ...
+    """Failed attempts counted per account and per address. Every throttle spares owners
+    alike: an account's block does not hold back an address the account succeeded from
+    lately (only that address's own count does), so failing someone's account on purpose
+    cannot lock them out. Implemented by bastion.gateway._owners.CredentialThrottle (API
+    credentials, the device page) and bastion.identity.lockout.LoginThrottle (the login
+    form); tests/identity/test_throttles.py holds both to it."""
+
+    async def failures_blocked(self, *, account: str | None, ip: str) -> object | None:
+        """What holds ``account`` at ``ip`` back (None: it may try); consumes nothing."""
 
     async def record_failure(self, *, account: str | None, ip: str) -> None: ...
+
+    async def record_success(self, *, account: str, ip: str) -> None:
+        """``account`` succeeded from ``ip``: its owner is spared there from now on."""
 
 
 class LoginStep(Protocol):

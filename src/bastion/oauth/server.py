@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core.errors import LoginRequiredError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bastion.config import Config
 from bastion.keyring import Keyring
 from bastion.model import Clock, system_clock
-from bastion.oauth import _grants
+from bastion.oauth import _client_auth, _grants
 from bastion.oauth._authlib import (
     BaseServer,
     BastionRequest,
@@ -75,6 +75,15 @@ class _Server(BaseServer):
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         _grants.save_token(self.ctx, token, request)
+
+    def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
+        """Authlib's, with one answer for every failure, audited (oauth._client_auth)."""
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            raise _client_auth.failed(
+                self.ctx, self.query_client, request, endpoint, error
+            ) from None
 
 
 @dataclass
