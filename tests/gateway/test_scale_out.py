@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from bastion.gateway.app import GatewayApp
 from bastion.gateway.runtime import Runtime
 from tests._deploy import make_deployment
+from tests._procs import BASTION
+from tests._services import free_port
 from tests.store._db import postgres_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -127,3 +136,78 @@ async def test_an_accounts_good_address_is_spared_on_every_instance(
     finally:
         await first.aclose()
         await second.aclose()
+
+
+# Failure detectors, not timing assertions: on a loaded two-core machine `bastion serve`
+# is up in a few seconds and gone in one; a start-up check or a shutdown stuck on the
+# revocation subscriber never is.
+UP_WITHIN = 90.0
+DOWN_WITHIN = 20.0
+
+
+def _instance_config(config_file: Path, port: int, n: int) -> Path:
+    """Instance ``n`` of the deployment of ``config_file``: its own port and audit file."""
+    data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    data["listen"] = {"host": "127.0.0.1", "port": port}
+    data["audit"] = {"path": f"audit-{n}.log"}
+    path = config_file.with_name(f"bastion-{n}.yaml")
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        cmd = [*BASTION, "serve", "--config", str(config)]
+        return subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True)
+
+
+def _up(proc: subprocess.Popen[bytes], port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def _down(proc: subprocess.Popen[bytes], deadline: float) -> bool:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def test_paired_serve_starts_with_redis_always_come_up_and_go_down(
+    tmp_path: Path, pg_database: str, redis_url: str
+) -> None:
+    # Two instances of one deployment started together, as in a rolling deploy, twice
+    # over: each must pass its start-up check, serve, and stop on SIGTERM. The start-up
+    # check closes the gateway it built at once; its revocation subscriber used to lose
+    # that cancellation and hang the start for good (11 of 20 starts). The many stops
+    # at many moments are tests/oauth/test_revocation_fanout.py's, in process.
+    d = asyncio.run(
+        make_deployment(
+            tmp_path / "d", "http://127.0.0.1:9", storage_url=pg_database, redis_url=redis_url
+        )
+    )
+    for pair in range(2):
+        ports = [free_port(), free_port()]
+        procs = []
+        try:
+            for n, port in enumerate(ports):
+                config = _instance_config(d.config_file, port, n)
+                procs.append(_start(config, tmp_path / f"serve-{pair}-{n}.log"))
+            deadline = time.monotonic() + UP_WITHIN
+            up = [_up(proc, port, deadline) for proc, port in zip(procs, ports, strict=True)]
+            assert up == [True, True], f"pair {pair}: an instance did not come up"
+            deadline = time.monotonic() + DOWN_WITHIN
+            down = [_down(proc, deadline) for proc in procs]
+            assert down == [True, True], f"pair {pair}: an instance did not stop on SIGTERM"
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bastion._tasks import within
 from bastion.audit import AuditLog, Metrics
 from bastion.config import AuthMethod, Config
 from bastion.credentials import Authenticator
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.runtime")
 READINESS_TTL = 2.0
+CLOSE_SECONDS = 5.0  # the longest shutdown waits for any one part to close
 
 
 class AuditObserver:
@@ -250,12 +252,19 @@ class Runtime:
         return checks
 
     async def aclose(self) -> None:
+        """Close everything; each part gets at most ``CLOSE_SECONDS`` (one that takes
+        longer is left behind, and said so in the log), so shutdown never hangs."""
         for close in self.closers:
             with contextlib.suppress(Exception):
                 result = close()
                 if asyncio.iscoroutine(result):
-                    await result
-        await self.engine.dispose()
+                    await within(result, CLOSE_SECONDS, f"closing {_name(close)}")
+        await within(self.engine.dispose(), CLOSE_SECONDS, "closing the database pool")
+
+
+def _name(close: Any) -> str:
+    owner = getattr(close, "__self__", None)
+    return type(owner).__name__ if owner is not None else getattr(close, "__name__", "?")
 
 
 def _bearer(

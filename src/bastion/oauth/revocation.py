@@ -18,6 +18,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bastion._tasks import stop_tasks, within
 from bastion.model import Clock, system_clock
 from bastion.oauth._store import GrantStore
 from bastion.tokens import InMemoryRevocations
@@ -25,6 +26,12 @@ from bastion.tokens import InMemoryRevocations
 log = logging.getLogger("bastion.oauth.revocation")
 CHANNEL = "bastion:revoked-jti"
 _OVERLAP = timedelta(seconds=5)  # re-read a little: rows may commit out of order
+# The subscriber reads with this timeout and then looks at its stop flag: stopping never
+# depends on cancelling a pub/sub read (redis-py has lost such cancellations, #2028).
+LISTEN_POLL_SECONDS = 0.5
+RECONNECT_SECONDS = 1.0
+REDIS_TIMEOUT_SECONDS = 1.0  # a publish (on the revocation request's path) waits no longer
+STOP_SECONDS = 3.0  # the longest aclose waits for its tasks (a poll, a database sync)
 
 
 class RevocationMirror:
@@ -55,6 +62,7 @@ class RevocationMirror:
         self._clock = clock
         self._watermark: datetime | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     async def revoke(self, jti: str, exp: int) -> None:
         """Revoke an access token's ``jti`` until ``exp``: durable, then local, then fan-out."""
@@ -84,16 +92,31 @@ class RevocationMirror:
 
     async def start(self) -> None:
         await self.sync()
+        self._stopping.clear()
         self._tasks.append(asyncio.create_task(self._poll(), name="bastion-revocation-sync"))
         if self._redis_url:
             import redis.asyncio as redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
 
-            self._redis = redis.from_url(self._redis_url)
+            self._redis = redis.from_url(
+                self._redis_url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                retry=Retry(NoBackoff(), 1),
+            )
             self._tasks.append(asyncio.create_task(self._listen(), name="bastion-revocation-sub"))
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when the mirror is being closed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
+        while not self._stopping.is_set():
+            await self._pause(self._interval)
+            if self._stopping.is_set():
+                return
             try:
                 await self.sync()
                 self.local.purge()
@@ -101,30 +124,31 @@ class RevocationMirror:
                 log.warning("revocation sync failed: %s", exc.__class__.__name__)
 
     async def _listen(self) -> None:
-        while True:
+        while not self._stopping.is_set():
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = self._redis.pubsub()
                 await pubsub.subscribe(CHANNEL)
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    jti, _, exp = message["data"].decode().partition(" ")
-                    if jti and exp.isdigit():
-                        self.local.revoke_jti(jti, float(exp))
-            except asyncio.CancelledError:
-                raise
+                while not self._stopping.is_set():
+                    message = await pubsub.get_message(timeout=LISTEN_POLL_SECONDS)
+                    if message is not None:
+                        self._heard(message["data"])
             except Exception as exc:  # noqa: BLE001 - reconnect after a pause
                 log.warning("revocation subscription lost: %s", exc.__class__.__name__)
-                await asyncio.sleep(1.0)
+                await self._pause(RECONNECT_SECONDS)
+            finally:
+                await within(pubsub.aclose(), REDIS_TIMEOUT_SECONDS, "closing the subscription")
+
+    def _heard(self, data: bytes) -> None:
+        jti, _, exp = data.decode(errors="replace").partition(" ")
+        if jti and exp.isdigit():
+            self.local.revoke_jti(jti, float(exp))
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        """Stop syncing and listening; never waits more than a few seconds (a task that
+        does not end in time is left behind, and said so in the log)."""
+        self._stopping.set()
+        tasks, self._tasks = self._tasks, []
+        await stop_tasks(tasks, STOP_SECONDS, "revocation mirror")
         if self._redis is not None:
-            with contextlib.suppress(Exception):
-                await self._redis.aclose()
+            await within(self._redis.aclose(), REDIS_TIMEOUT_SECONDS, "closing the Redis client")
             self._redis = None
