@@ -14,11 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio
 import yaml
 
 from bastion.gateway.app import GatewayApp
 from bastion.gateway.runtime import Runtime
+from bastion.oauth.revocation import RevocationMirror, revocation_channel
+from bastion.ratelimit._backends import RedisBackend
 from tests._deploy import make_deployment
+from tests._polling import eventually
 from tests._procs import BASTION
 from tests._services import free_port
 from tests.store._db import postgres_database
@@ -211,3 +215,51 @@ def test_paired_serve_starts_with_redis_always_come_up_and_go_down(
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=10)
+
+
+def _mirror(rt: Runtime) -> RevocationMirror:
+    assert rt.oauth is not None
+    return rt.oauth.server.ctx.revocations
+
+
+async def test_deployments_on_one_redis_share_nothing_but_their_namespace(
+    tmp_path: Path, upstream: str, redis_url: str
+) -> None:
+    # Two deployments (each its own database) on one Redis used to share the revocation
+    # channel and the counters' prefix: one's revocations reached the other, and their
+    # rate limits counted together. A db number in the URL does not help: pub/sub
+    # ignores it. redis_namespace separates them; an instance with the same one joins.
+    mine, theirs = f"a{uuid.uuid4().hex[:8]}", f"b{uuid.uuid4().hex[:8]}"
+    oauth = {"revocation_sync_seconds": 300}  # only Redis carries news between them
+    shared = {"redis_url": redis_url, "oauth": oauth}
+    deployments = [
+        await make_deployment(tmp_path / name, upstream, redis_namespace=namespace, **shared)
+        for name, namespace in (("one", mine), ("twin", mine), ("other", theirs))
+    ]
+    one, twin, other = [await Runtime.start(d.config) for d in deployments]
+    publisher = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        for rt in (one, twin, other):
+            await asyncio.wait_for(_mirror(rt).subscribed.wait(), 15)
+        exp = int(time.time()) + 600
+        await _mirror(one).revoke("revoked-by-one", exp)
+        assert await eventually(lambda: twin.revocations.is_revoked("revoked-by-one"), 15)
+        # Redis delivers one subscriber's messages in order: once the other deployment
+        # has a message published after one's, it would have had one's.
+        await publisher.publish(revocation_channel(theirs), f"later {exp}")
+        assert await eventually(lambda: other.revocations.is_revoked("later"), 15)
+        assert not other.revocations.is_revoked("revoked-by-one")
+        assert not one.revocations.is_revoked("later")
+
+        rate, key = "2/minute", "198.51.100.7"
+        assert [(await one.limiter.hit("ip", rate, key)).allowed for _ in range(2)] == [True] * 2
+        assert not (await twin.limiter.hit("ip", rate, key)).allowed  # one budget for both
+        assert (await other.limiter.hit("ip", rate, key)).allowed  # a budget of its own
+    finally:
+        for rt in (one, other):
+            backend = rt.limiter.backend
+            assert isinstance(backend, RedisBackend)
+            await backend.clear_namespace()
+        for rt in (one, twin, other):
+            await rt.aclose()
+        await publisher.aclose()

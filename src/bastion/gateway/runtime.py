@@ -27,7 +27,7 @@ from bastion.gateway.decision import Decision
 from bastion.gateway.proxy import Proxy
 from bastion.keyring import Keyring, load_keyring
 from bastion.model import Clock, Principal, RequestView, system_clock
-from bastion.ratelimit import RateLimiter
+from bastion.ratelimit import RateLimiter, redis_key_prefix
 from bastion.store import ApiKeyStore, UserStore, async_engine, check_schema
 from bastion.store.context import ensure_schema
 from bastion.store.engine import session_factory
@@ -136,7 +136,12 @@ class Runtime:
             ApiKeyStore(engine, clock=clock), keyring, config.api_keys, clock=clock
         )
         revocations = InMemoryRevocations(clock=clock)
-        limiter = RateLimiter.from_config(config.rate_limits, config.redis_url, clock=clock)
+        limiter = RateLimiter.from_config(
+            config.rate_limits,
+            config.redis_url,
+            key_prefix=redis_key_prefix(config.redis_namespace),
+            clock=clock,
+        )
         audit_path = config.audit.path
         if audit_path != "-":
             audit_path = str(config.resolve(Path(audit_path)))

@@ -24,7 +24,14 @@ from bastion.oauth._store import GrantStore
 from bastion.tokens import InMemoryRevocations
 
 log = logging.getLogger("bastion.oauth.revocation")
-CHANNEL = "bastion:revoked-jti"
+
+
+def revocation_channel(namespace: str) -> str:
+    """The pub/sub channel of a deployment's revocations (``redis_namespace``)."""
+    return f"{namespace}:revoked-jti"
+
+
+CHANNEL = revocation_channel("bastion")
 _OVERLAP = timedelta(seconds=5)  # re-read a little: rows may commit out of order
 # The subscriber reads with this timeout and then looks at its stop flag: stopping never
 # depends on cancelling a pub/sub read (redis-py has lost such cancellations, #2028).
@@ -41,6 +48,7 @@ class RevocationMirror:
         grants: the grant store.
         local: the hook the gateway's bearer authenticator asks.
         redis_url: publish and subscribe revocations when given.
+        channel: the pub/sub channel, shared by the deployment's instances only.
         interval: seconds between database syncs.
         clock: seconds since the epoch.
     """
@@ -51,18 +59,21 @@ class RevocationMirror:
         local: InMemoryRevocations,
         *,
         redis_url: str | None = None,
+        channel: str = CHANNEL,
         interval: float = 2.0,
         clock: Clock = system_clock,
     ) -> None:
         self.grants = grants
         self.local = local
         self._redis_url = redis_url
+        self._channel = channel
         self._redis: Any = None
         self._interval = interval
         self._clock = clock
         self._watermark: datetime | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self.subscribed = asyncio.Event()  # set while the Redis subscription is live
 
     async def revoke(self, jti: str, exp: int) -> None:
         """Revoke an access token's ``jti`` until ``exp``: durable, then local, then fan-out."""
@@ -76,7 +87,7 @@ class RevocationMirror:
         if self._redis is not None and revoked:
             try:
                 for jti, exp in revoked:
-                    await self._redis.publish(CHANNEL, f"{jti} {exp}")
+                    await self._redis.publish(self._channel, f"{jti} {exp}")
             except Exception as exc:  # noqa: BLE001 - the database sync repairs a lost message
                 log.warning("revocation publish failed: %s", exc.__class__.__name__)
 
@@ -125,17 +136,22 @@ class RevocationMirror:
 
     async def _listen(self) -> None:
         while not self._stopping.is_set():
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(self._channel)
                 while not self._stopping.is_set():
                     message = await pubsub.get_message(timeout=LISTEN_POLL_SECONDS)
-                    if message is not None:
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":  # Redis confirms: publishes reach us
+                        self.subscribed.set()
+                    elif message["type"] == "message":
                         self._heard(message["data"])
             except Exception as exc:  # noqa: BLE001 - reconnect after a pause
                 log.warning("revocation subscription lost: %s", exc.__class__.__name__)
                 await self._pause(RECONNECT_SECONDS)
             finally:
+                self.subscribed.clear()
                 await within(pubsub.aclose(), REDIS_TIMEOUT_SECONDS, "closing the subscription")
 
     def _heard(self, data: bytes) -> None:
