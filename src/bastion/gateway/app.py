@@ -114,8 +114,13 @@ class GatewayApp:
         if runtime.oauth is not None and runtime.oauth.handles(path):
             # The authorization server authenticates its callers itself; the per-address
             # limit before authentication holds for its endpoints as for the gateway's.
+            # A revocation is counted in process while Redis is out: refusing it would
+            # leave the token working (it is recorded in the database either way).
             view = view_from_scope(scope, runtime.trust)
-            denied = await runtime.gateway.limit_address(view, AUTHORIZATION_SERVER)
+            fallback = runtime.local_limiter if runtime.oauth.takes_access_away(path) else None
+            denied = await runtime.gateway.limit_address(
+                view, AUTHORIZATION_SERVER, fallback=fallback
+            )
             if denied is not None:
                 await send_denial(send, denied)
                 return

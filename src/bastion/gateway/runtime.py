@@ -106,6 +106,9 @@ class Runtime:
     revocations: InMemoryRevocations
     metrics_trust: Trust
     oauth: AuthorizationServer | None = None
+    # In-process counters for requests that only take access away, while the shared
+    # (Redis) counters are out: such a request is limited, never refused (see app.py).
+    local_limiter: RateLimiter | None = None
     closers: list[Any] = field(default_factory=list)
     _jwks: dict[str, Any] = field(default_factory=dict)
     _ready: tuple[float, dict[str, bool]] = (0.0, {})
@@ -142,6 +145,9 @@ class Runtime:
             key_prefix=redis_key_prefix(config.redis_namespace),
             clock=clock,
         )
+        local_limiter = None
+        if config.redis_url:
+            local_limiter = RateLimiter.from_config(config.rate_limits, None, clock=clock)
         audit_path = config.audit.path
         if audit_path != "-":
             audit_path = str(config.resolve(Path(audit_path)))
@@ -217,6 +223,7 @@ class Runtime:
             revocations=revocations,
             metrics_trust=Trust(config.system.metrics_allow),
             oauth=oauth,
+            local_limiter=local_limiter,
             _jwks=jwks,
         )
         runtime.closers = [
@@ -225,6 +232,7 @@ class Runtime:
             api_keys.aclose,
             bearer.aclose,
             limiter.aclose,
+            *([local_limiter.aclose] if local_limiter is not None else []),
             audit.aclose,
             passwords.close,
         ]

@@ -16,7 +16,7 @@ from bastion.credentials._passwords import Passwords
 from bastion.keyring import Keyring
 from bastion.model import Clock, Principal, RequestView, system_clock
 from bastion.oauth._context import Emit
-from bastion.oauth._http import AuthorizationServerApp, build_app, is_oauth_path
+from bastion.oauth._http import AuthorizationServerApp, build_app, is_oauth_path, takes_access_away
 from bastion.oauth._pages import Pages
 from bastion.oauth._session import SessionStore
 from bastion.oauth.keys import ensure_oauth_keys
@@ -38,6 +38,12 @@ class AuthorizationServer:
     def handles(path: str) -> bool:
         """Whether ``path`` is the authorization server's (else the gateway's)."""
         return is_oauth_path(path)
+
+    @staticmethod
+    def takes_access_away(path: str) -> bool:
+        """Whether ``path`` only revokes or ends access: limited by in-process counters
+        while the shared ones are out, rather than refused."""
+        return takes_access_away(path)
 
     async def aclose(self) -> None:
         await self.server.aclose()

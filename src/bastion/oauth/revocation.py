@@ -8,6 +8,11 @@ synchronous mirror, so the hot path makes no round trip. It is fed three ways:
 * Redis pub/sub (when ``redis_url`` is set): other instances hear of it in milliseconds;
 * the database (always): every ``oauth.revocation_sync_seconds`` each instance reads the
   revocations newer than the last it saw, so a lost pub/sub message is repaired.
+
+The database is the record: a revocation is written there before anything else, so one
+asked for while Redis is out still holds. Its message then waits here and is published
+when the subscription is back, and every instance whose subscription comes back first
+reads what it missed from the database.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +45,9 @@ LISTEN_POLL_SECONDS = 0.5
 RECONNECT_SECONDS = 1.0
 REDIS_TIMEOUT_SECONDS = 1.0  # a publish (on the revocation request's path) waits no longer
 STOP_SECONDS = 3.0  # the longest aclose waits for its tasks (a poll, a database sync)
+# Messages kept while Redis is out; past this the oldest go, and the database sync
+# (every instance, every revocation_sync_seconds) is what carries them.
+PENDING_MAX = 10_000
 
 
 class RevocationMirror:
@@ -74,6 +83,9 @@ class RevocationMirror:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self.subscribed = asyncio.Event()  # set while the Redis subscription is live
+        self._pending: deque[tuple[str, int]] = deque(maxlen=PENDING_MAX)
+        self._publishing = asyncio.Lock()
+        self._redis_out = False  # a publish failed: wait for the subscription to return
 
     async def revoke(self, jti: str, exp: int) -> None:
         """Revoke an access token's ``jti`` until ``exp``: durable, then local, then fan-out."""
@@ -85,11 +97,23 @@ class RevocationMirror:
         for jti, exp in revoked:
             self.local.revoke_jti(jti, float(exp))
         if self._redis is not None and revoked:
+            self._pending.extend(revoked)
+            if not self._redis_out:  # else no request waits on a Redis known to be out
+                await self._publish_pending()
+
+    async def _publish_pending(self) -> None:
+        """Publish the waiting messages, oldest first; those Redis does not take wait for
+        the subscription to come back."""
+        async with self._publishing:
             try:
-                for jti, exp in revoked:
+                while self._pending:
+                    jti, exp = self._pending[0]
                     await self._redis.publish(self._channel, f"{jti} {exp}")
-            except Exception as exc:  # noqa: BLE001 - the database sync repairs a lost message
-                log.warning("revocation publish failed: %s", exc.__class__.__name__)
+                    self._pending.popleft()
+            except Exception as exc:  # noqa: BLE001 - kept, and the database sync repairs
+                self._redis_out = True
+                log.warning("revocation publish failed, %d waiting for Redis: %s",
+                            len(self._pending), exc.__class__.__name__)  # fmt: skip
 
     async def sync(self) -> int:
         """Read revocations newer than the last seen; returns how many were applied."""
@@ -144,7 +168,7 @@ class RevocationMirror:
                     if message is None:
                         continue
                     if message["type"] == "subscribe":  # Redis confirms: publishes reach us
-                        self.subscribed.set()
+                        await self._resubscribed()
                     elif message["type"] == "message":
                         self._heard(message["data"])
             except Exception as exc:  # noqa: BLE001 - reconnect after a pause
@@ -153,6 +177,17 @@ class RevocationMirror:
             finally:
                 self.subscribed.clear()
                 await within(pubsub.aclose(), REDIS_TIMEOUT_SECONDS, "closing the subscription")
+
+    async def _resubscribed(self) -> None:
+        """Catch up on what was missed while not subscribed: from the database, then send
+        what waited to be published."""
+        self.subscribed.set()
+        try:
+            await self.sync()
+        except Exception as exc:  # noqa: BLE001 - the periodic sync retries
+            log.warning("revocation sync failed: %s", exc.__class__.__name__)
+        self._redis_out = False
+        await self._publish_pending()
 
     def _heard(self, data: bytes) -> None:
         jti, _, exp = data.decode(errors="replace").partition(" ")
