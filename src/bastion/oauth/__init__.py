@@ -8,15 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.config import Config
 from bastion.credentials._passwords import Passwords
+from bastion.errors import BastionError
 from bastion.keyring import Keyring
 from bastion.model import Clock, Principal, RequestView, system_clock
 from bastion.oauth._context import Emit
-from bastion.oauth._http import AuthorizationServerApp, build_app, is_oauth_path, takes_access_away
+from bastion.oauth._http import (
+    AuthorizationServerApp,
+    build_app,
+    failure,
+    is_oauth_path,
+    takes_access_away,
+)
 from bastion.oauth._pages import Pages
 from bastion.oauth._session import SessionStore
 from bastion.oauth.keys import ensure_oauth_keys
@@ -38,6 +46,11 @@ class AuthorizationServer:
     def handles(path: str) -> bool:
         """Whether ``path`` is the authorization server's (else the gateway's)."""
         return is_oauth_path(path)
+
+    @staticmethod
+    def failure(scope: Any) -> BastionError | None:
+        """Why the answer to ``scope`` was a 5xx, when an endpoint said (for the audit)."""
+        return failure(scope)
 
     @staticmethod
     def takes_access_away(path: str) -> bool:
