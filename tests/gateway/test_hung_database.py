@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,8 @@ from bastion.gateway.app import GatewayApp
 from bastion.gateway.runtime import Runtime
 from tests._deploy import Deployment, make_deployment
 from tests._stall import StallingProxy
-from tests.store._db import postgres_database
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_database(pg_url: str) -> Iterator[str]:
-    with postgres_database(pg_url) as url:
-        yield url
 
 
 @pytest.fixture

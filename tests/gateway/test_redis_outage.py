@@ -19,15 +19,8 @@ from bastion.store import open_store
 from tests._deploy import Deployment, make_deployment
 from tests._polling import eventually
 from tests._services import PrivateRedis, free_port, private_redis
-from tests.store._db import postgres_database
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def pg_database(pg_url: str) -> Iterator[str]:
-    with postgres_database(pg_url) as url:
-        yield url
 
 
 @pytest.fixture

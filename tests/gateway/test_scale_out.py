@@ -9,7 +9,6 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,15 +24,8 @@ from tests._deploy import make_deployment
 from tests._polling import eventually
 from tests._procs import BASTION
 from tests._services import free_port
-from tests.store._db import postgres_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-
-@pytest.fixture
-def pg_database(pg_url: str) -> Iterator[str]:
-    with postgres_database(pg_url) as url:
-        yield url
 
 
 async def test_two_instances_share_storage_and_rate_limits(
