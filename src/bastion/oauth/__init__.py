@@ -17,13 +17,12 @@ from bastion.credentials._passwords import Passwords
 from bastion.errors import BastionError
 from bastion.keyring import Keyring
 from bastion.model import Clock, Principal, RequestView, system_clock
-from bastion.oauth._context import Emit
+from bastion.oauth._context import PREFIX, Emit
 from bastion.oauth._http import (
     AuthorizationServerApp,
     build_app,
     failure,
     is_oauth_path,
-    takes_access_away,
 )
 from bastion.oauth._pages import Pages
 from bastion.oauth._session import SessionStore
@@ -33,6 +32,14 @@ from bastion.oauth.server import OAuthServer
 from bastion.tokens import InMemoryRevocations
 
 __all__ = ["AuthorizationServer", "OAuthServer", "ensure_oauth_keys", "is_oauth_path", "mount"]
+
+
+# Requests that only take access away (RFC 7009 revocation, logout, ending sessions):
+# refusing one because the shared rate-limit counters are out would keep access open.
+_TAKING_ACCESS_AWAY = frozenset(
+    f"{PREFIX}{path}"
+    for path in ("/revoke", "/logout", "/account/sessions/end", "/account/sessions/end-all")
+)
 
 
 @dataclass
@@ -56,7 +63,7 @@ class AuthorizationServer:
     def takes_access_away(path: str) -> bool:
         """Whether ``path`` only revokes or ends access: limited by in-process counters
         while the shared ones are out, rather than refused."""
-        return takes_access_away(path)
+        return path in _TAKING_ACCESS_AWAY
 
     async def aclose(self) -> None:
         await self.server.aclose()

@@ -385,23 +385,6 @@ def build_app(server: OAuthServer, admin_auth: AdminAuth, pages: Any) -> Authori
     return AuthorizationServerApp(Starlette(routes=routes), guarded(api.token))
 
 
-# Requests that only take access away (RFC 7009 revocation, logout, ending sessions):
-# refusing one because the shared rate-limit counters are out would keep access open.
-_TAKING_ACCESS_AWAY = frozenset(
-    {
-        f"{PREFIX}/revoke",
-        f"{PREFIX}/logout",
-        f"{PREFIX}/account/sessions/end",
-        f"{PREFIX}/account/sessions/end-all",
-    }
-)
-
-
-def takes_access_away(path: str) -> bool:
-    """Whether ``path`` only revokes or ends access (see ``_TAKING_ACCESS_AWAY``)."""
-    return path in _TAKING_ACCESS_AWAY
-
-
 def is_oauth_path(path: str) -> bool:
     """Paths the authorization server answers (everything else is the gateway's)."""
     return path.startswith(PREFIX + "/") or path in (
