@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,51 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free loopback port, to stop and start at
+    will (an outage); never the machine's shared one on 6379, which other tests use."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            _skip_or_fail("redis-server is not installed")
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        cmd = [server, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+               "--appendonly", "no", "--dir", str(self.folder)]  # fmt: skip
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not _wait(self.port):
+            self.stop()
+            raise RuntimeError(f"redis-server did not open port {self.port}")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def private_redis(folder: Path) -> Iterator[PrivateRedis]:
+    """A started :class:`PrivateRedis`, stopped on exit."""
+    server = PrivateRedis(folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -414,6 +414,9 @@ class Config(_Frozen):
     listen: Listener = Field(default_factory=Listener)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     redis_url: str | None = None
+    # Prefix of every Redis key and pub/sub channel bastion uses: deployments sharing one
+    # Redis need different ones (a db number in the URL does not separate pub/sub).
+    redis_namespace: str = Field("bastion", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
     issuers: list[IssuerConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)

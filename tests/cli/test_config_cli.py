@@ -107,6 +107,21 @@ def test_serve_with_bad_master_key_fails_cleanly(tmp_path: Path) -> None:
     assert "master key" in result.output
 
 
+@pytest.mark.parametrize("namespace", ["", "a*", "a:b", "tenant one", "x" * 65, "ä"])
+def test_a_redis_namespace_that_could_match_or_nest_in_anothers_is_refused(
+    tmp_path: Path, namespace: str
+) -> None:
+    # Every Redis key starts "<namespace>:"; a glob character or a ':' in it could make
+    # one deployment's key pattern (SCAN MATCH on reset) cover another's keys.
+    config = tmp_path / "bastion.yaml"
+    config.write_text(yaml.safe_dump({"redis_namespace": namespace}))
+    result = runner.invoke(app, ["config", "check", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "redis_namespace" in result.output
+    config.write_text(yaml.safe_dump({"redis_namespace": "acme-prod.eu_1"}))
+    assert runner.invoke(app, ["config", "check", "--config", str(config)]).exit_code == 0
+
+
 def test_websocket_settings_are_checked(tmp_path: Path) -> None:
     config = tmp_path / "bastion.yaml"
     route = {"name": "live", "path_prefix": "/live", "auth": ["api_key"], "websocket": True}

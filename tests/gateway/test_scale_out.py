@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio
+import yaml
 
 from bastion.gateway.app import GatewayApp
 from bastion.gateway.runtime import Runtime
+from bastion.oauth.revocation import RevocationMirror, revocation_channel
+from bastion.ratelimit._backends import RedisBackend
 from tests._deploy import make_deployment
-from tests.store._db import postgres_database
+from tests._polling import eventually
+from tests._procs import BASTION
+from tests._services import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-
-@pytest.fixture
-def pg_database(pg_url: str) -> Iterator[str]:
-    with postgres_database(pg_url) as url:
-        yield url
 
 
 async def test_two_instances_share_storage_and_rate_limits(
@@ -127,3 +132,126 @@ async def test_an_accounts_good_address_is_spared_on_every_instance(
     finally:
         await first.aclose()
         await second.aclose()
+
+
+# Failure detectors, not timing assertions: on a loaded two-core machine `bastion serve`
+# is up in a few seconds and gone in one; a start-up check or a shutdown stuck on the
+# revocation subscriber never is.
+UP_WITHIN = 90.0
+DOWN_WITHIN = 20.0
+
+
+def _instance_config(config_file: Path, port: int, n: int) -> Path:
+    """Instance ``n`` of the deployment of ``config_file``: its own port and audit file."""
+    data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    data["listen"] = {"host": "127.0.0.1", "port": port}
+    data["audit"] = {"path": f"audit-{n}.log"}
+    path = config_file.with_name(f"bastion-{n}.yaml")
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        cmd = [*BASTION, "serve", "--config", str(config)]
+        return subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True)
+
+
+def _up(proc: subprocess.Popen[bytes], port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def _down(proc: subprocess.Popen[bytes], deadline: float) -> bool:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def test_paired_serve_starts_with_redis_always_come_up_and_go_down(
+    tmp_path: Path, pg_database: str, redis_url: str
+) -> None:
+    # Two instances of one deployment started together, as in a rolling deploy, twice
+    # over: each must pass its start-up check, serve, and stop on SIGTERM. The start-up
+    # check closes the gateway it built at once; its revocation subscriber used to lose
+    # that cancellation and hang the start for good (11 of 20 starts). The many stops
+    # at many moments are tests/oauth/test_revocation_fanout.py's, in process.
+    d = asyncio.run(
+        make_deployment(
+            tmp_path / "d", "http://127.0.0.1:9", storage_url=pg_database, redis_url=redis_url
+        )
+    )
+    for pair in range(2):
+        ports = [free_port(), free_port()]
+        procs = []
+        try:
+            for n, port in enumerate(ports):
+                config = _instance_config(d.config_file, port, n)
+                procs.append(_start(config, tmp_path / f"serve-{pair}-{n}.log"))
+            deadline = time.monotonic() + UP_WITHIN
+            up = [_up(proc, port, deadline) for proc, port in zip(procs, ports, strict=True)]
+            assert up == [True, True], f"pair {pair}: an instance did not come up"
+            deadline = time.monotonic() + DOWN_WITHIN
+            down = [_down(proc, deadline) for proc in procs]
+            assert down == [True, True], f"pair {pair}: an instance did not stop on SIGTERM"
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+
+
+def _mirror(rt: Runtime) -> RevocationMirror:
+    assert rt.oauth is not None
+    return rt.oauth.server.ctx.revocations
+
+
+async def test_deployments_on_one_redis_share_nothing_but_their_namespace(
+    tmp_path: Path, upstream: str, redis_url: str
+) -> None:
+    # Two deployments (each its own database) on one Redis used to share the revocation
+    # channel and the counters' prefix: one's revocations reached the other, and their
+    # rate limits counted together. A db number in the URL does not help: pub/sub
+    # ignores it. redis_namespace separates them; an instance with the same one joins.
+    mine, theirs = f"a{uuid.uuid4().hex[:8]}", f"b{uuid.uuid4().hex[:8]}"
+    oauth = {"revocation_sync_seconds": 300}  # only Redis carries news between them
+    shared = {"redis_url": redis_url, "oauth": oauth}
+    deployments = [
+        await make_deployment(tmp_path / name, upstream, redis_namespace=namespace, **shared)
+        for name, namespace in (("one", mine), ("twin", mine), ("other", theirs))
+    ]
+    one, twin, other = [await Runtime.start(d.config) for d in deployments]
+    publisher = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        for rt in (one, twin, other):
+            await asyncio.wait_for(_mirror(rt).subscribed.wait(), 15)
+        exp = int(time.time()) + 600
+        await _mirror(one).revoke("revoked-by-one", exp)
+        assert await eventually(lambda: twin.revocations.is_revoked("revoked-by-one"), 15)
+        # Redis delivers one subscriber's messages in order: once the other deployment
+        # has a message published after one's, it would have had one's.
+        await publisher.publish(revocation_channel(theirs), f"later {exp}")
+        assert await eventually(lambda: other.revocations.is_revoked("later"), 15)
+        assert not other.revocations.is_revoked("revoked-by-one")
+        assert not one.revocations.is_revoked("later")
+
+        rate, key = "2/minute", "198.51.100.7"
+        assert [(await one.limiter.hit("ip", rate, key)).allowed for _ in range(2)] == [True] * 2
+        assert not (await twin.limiter.hit("ip", rate, key)).allowed  # one budget for both
+        assert (await other.limiter.hit("ip", rate, key)).allowed  # a budget of its own
+    finally:
+        for rt in (one, other):
+            backend = rt.limiter.backend
+            assert isinstance(backend, RedisBackend)
+            await backend.clear_namespace()
+        for rt in (one, twin, other):
+            await rt.aclose()
+        await publisher.aclose()

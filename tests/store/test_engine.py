@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -61,3 +62,36 @@ async def test_a_statement_that_waits_too_long_is_unavailable(pg_database: str) 
     finally:
         await engine.dispose()
         await holder.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("pooled", [False, True], ids=["connecting", "pooled"])
+async def test_a_hung_database_fails_each_use_within_the_bound(
+    pg_database: str, pooled: bool
+) -> None:
+    # The bound is on the whole use of a connection. Per step it was not: connecting to
+    # a server that accepts and never answers waited the fixed 10 s connect timeout
+    # whatever the bound, and a pooled connection's failed pre-ping added SQLAlchemy's
+    # 2 s graceful close (12 s under a 10 s bound for the first request of each kind).
+    from sqlalchemy.engine import make_url
+
+    from bastion.errors import Unavailable
+    from bastion.store import ApiKeyStore
+    from tests._stall import StallingProxy
+
+    proxy = StallingProxy(make_url(pg_database).port or 5432)
+    url = make_url(pg_database).set(port=await proxy.start())
+    engine = async_engine(url.render_as_string(hide_password=False), query_timeout=1.0)
+    try:
+        if pooled:
+            assert await ApiKeyStore(engine).get_by_key_id("aaaaaaaaaaaa") is None
+        proxy.stall()
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="database error"):
+            await asyncio.wait_for(ApiKeyStore(engine).get_by_key_id("aaaaaaaaaaaa"), 30)
+        assert time.monotonic() - started < 1.5  # 1 s and the time to say so
+        proxy.resume()
+        assert await ApiKeyStore(engine).get_by_key_id("aaaaaaaaaaaa") is None  # back
+    finally:
+        await engine.dispose()
+        await proxy.aclose()

@@ -12,16 +12,21 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
+from typing import Any
 
 import orjson
 
 from bastion.config import Config, config_from_env
+from bastion.errors import InternalError, Unavailable
 from bastion.gateway import forward_auth, websocket
 from bastion.gateway._asgi import SECURITY_HEADERS, Receive, Scope, Send
 from bastion.gateway._asgi import send_response as respond
 from bastion.gateway._rsgi import RSGIProtocol, RSGIScope, run_asgi
+from bastion.gateway.decision import Decision
 from bastion.gateway.proxy import send_denial, view_from_scope
 from bastion.gateway.runtime import Runtime
+from bastion.model import RequestView
 
 AUTHORIZATION_SERVER = "authorization_server"  # the front door named in audit and metrics
 log = logging.getLogger("bastion.app")
@@ -114,14 +119,45 @@ class GatewayApp:
         if runtime.oauth is not None and runtime.oauth.handles(path):
             # The authorization server authenticates its callers itself; the per-address
             # limit before authentication holds for its endpoints as for the gateway's.
+            # A revocation is counted in process while Redis is out: refusing it would
+            # leave the token working (it is recorded in the database either way).
             view = view_from_scope(scope, runtime.trust)
-            denied = await runtime.gateway.limit_address(view, AUTHORIZATION_SERVER)
+            fallback = runtime.local_limiter if runtime.oauth.takes_access_away(path) else None
+            denied = await runtime.gateway.limit_address(
+                view, AUTHORIZATION_SERVER, fallback=fallback
+            )
             if denied is not None:
                 await send_denial(send, denied)
                 return
-            await runtime.oauth.app(scope, receive, send)
+            await self._authorization_server(runtime, view, scope, receive, send)
             return
         await runtime.proxy(scope, receive, send)
+
+    async def _authorization_server(
+        self, runtime: Runtime, view: RequestView, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Its answer; one that fails (5xx: the database out, a bug) is audited as a
+        denial of the authorization server's front door, with the reason."""
+        if runtime.oauth is None:  # pragma: no cover - the caller checked
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def watched(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await runtime.oauth.app(scope, receive, watched)
+        if status >= 500:
+            fallback = Unavailable if status == 503 else InternalError
+            error = runtime.oauth.failure(scope) or fallback()
+            decision = Decision(
+                allowed=False, status=status, request_id=view.request_id, error=error
+            )
+            seconds = time.perf_counter() - started
+            runtime.gateway.observer.decided(view, decision, AUTHORIZATION_SERVER, seconds)
 
     # -- granian's RSGI (see bastion.gateway._rsgi) ----------------------------------
 

@@ -140,11 +140,19 @@ class Gateway:
         self.observer.decided(request, decision, front_door, time.perf_counter() - started)
         return decision
 
-    async def limit_address(self, request: RequestView, front_door: str) -> Decision | None:
+    async def limit_address(
+        self, request: RequestView, front_door: str, *, fallback: Limiter | None = None
+    ) -> Decision | None:
         """The pre-authentication per-address limit alone, for requests the core does not
         decide (the authorization server's endpoints, which authenticate themselves):
         None within it, else the denial — 429, or 503 when the counters cannot be
-        reached — observed like any decision."""
+        reached — observed like any decision.
+
+        Args:
+            fallback: in-process counters that count instead while the shared ones
+                cannot be reached (for requests that only take access away: refusing
+                those would keep access open), else None (fail closed).
+        """
         started = time.perf_counter()
         limiter = self.limiter
         check = self._ip_checks.get(request.client_ip)
@@ -152,7 +160,12 @@ class Gateway:
             check = self._ip_check(request.client_ip)
         try:
             local = limiter.in_process
-            result = limiter.hit_all_now(check) if local else await limiter.hit_all(check)
+            try:
+                result = limiter.hit_all_now(check) if local else await limiter.hit_all(check)
+            except Unavailable:
+                if fallback is None:
+                    raise
+                result = fallback.hit_all_now(check)
             self._tighter(result, None)  # raises RateLimited when denied
         except BastionError as exc:
             decision = Decision(allowed=False, status=exc.status, request_id=request.request_id)

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bastion._tasks import stop_tasks, within
 from bastion.audit import AuditLog, Metrics
 from bastion.config import AuthMethod, Config
 from bastion.credentials import Authenticator
@@ -27,7 +29,7 @@ from bastion.gateway.decision import Decision
 from bastion.gateway.proxy import Proxy
 from bastion.keyring import Keyring, load_keyring
 from bastion.model import Clock, Principal, RequestView, system_clock
-from bastion.ratelimit import RateLimiter
+from bastion.ratelimit import RateLimiter, redis_key_prefix
 from bastion.store import ApiKeyStore, UserStore, async_engine, check_schema
 from bastion.store.context import ensure_schema
 from bastion.store.engine import session_factory
@@ -39,6 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.runtime")
 READINESS_TTL = 2.0
+# /readyz answers within this; a check that has not answered by then counts as failed
+# (and goes on in the background, one at a time, for the next probe to read).
+READINESS_SECONDS = 1.5
+CLOSE_SECONDS = 5.0  # the longest shutdown waits for any one part to close
 
 
 class AuditObserver:
@@ -105,9 +111,13 @@ class Runtime:
     revocations: InMemoryRevocations
     metrics_trust: Trust
     oauth: AuthorizationServer | None = None
+    # In-process counters for requests that only take access away, while the shared
+    # (Redis) counters are out: such a request is limited, never refused (see app.py).
+    local_limiter: RateLimiter | None = None
     closers: list[Any] = field(default_factory=list)
     _jwks: dict[str, Any] = field(default_factory=dict)
     _ready: tuple[float, dict[str, bool]] = (0.0, {})
+    _probes: dict[str, asyncio.Task[bool]] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, config: Config, *, clock: Clock = system_clock) -> Runtime:
@@ -135,7 +145,15 @@ class Runtime:
             ApiKeyStore(engine, clock=clock), keyring, config.api_keys, clock=clock
         )
         revocations = InMemoryRevocations(clock=clock)
-        limiter = RateLimiter.from_config(config.rate_limits, config.redis_url, clock=clock)
+        limiter = RateLimiter.from_config(
+            config.rate_limits,
+            config.redis_url,
+            key_prefix=redis_key_prefix(config.redis_namespace),
+            clock=clock,
+        )
+        local_limiter = None
+        if config.redis_url:
+            local_limiter = RateLimiter.from_config(config.rate_limits, None, clock=clock)
         audit_path = config.audit.path
         if audit_path != "-":
             audit_path = str(config.resolve(Path(audit_path)))
@@ -214,6 +232,7 @@ class Runtime:
             revocations=revocations,
             metrics_trust=Trust(config.system.metrics_allow),
             oauth=oauth,
+            local_limiter=local_limiter,
             _jwks=jwks,
         )
         runtime.closers = [
@@ -222,6 +241,7 @@ class Runtime:
             api_keys.aclose,
             bearer.aclose,
             limiter.aclose,
+            *([local_limiter.aclose] if local_limiter is not None else []),
             audit.aclose,
             passwords.close,
         ]
@@ -238,28 +258,54 @@ class Runtime:
         return self._jwks
 
     async def readiness(self) -> dict[str, bool]:
-        """Database (and Redis) reachable; cached briefly so probes cannot load them."""
+        """Database (and Redis) reachable, answered within ``READINESS_SECONDS``; cached
+        briefly so probes cannot load them."""
         checked_at, result = self._ready
         now = time.monotonic()
         if result and now - checked_at < READINESS_TTL:
             return result
-        checks = {"database": await check_schema(self.engine), "audit": not self.audit.failing}
+        probes = {"database": self._probe("database", lambda: check_schema(self.engine))}
         if self.config.redis_url:
-            try:
-                await self.limiter.hit("readyz", "1000000/second", "probe")
-                checks["redis"] = True
-            except Exception:  # noqa: BLE001 - any failure means not ready
-                checks["redis"] = False
+            probes["redis"] = self._probe("redis", self._redis_answers)
+        await asyncio.wait(probes.values(), timeout=READINESS_SECONDS)
+        checks = {name: _passed(probe) for name, probe in probes.items()}
+        checks["audit"] = not self.audit.failing
         self._ready = (now, checks)
         return checks
 
+    def _probe(self, name: str, check: Callable[[], Awaitable[bool]]) -> asyncio.Task[bool]:
+        """The check still running from an earlier probe, else a new one."""
+        probe = self._probes.get(name)
+        if probe is None or probe.done():
+            probe = self._probes[name] = asyncio.ensure_future(check())
+        return probe
+
+    async def _redis_answers(self) -> bool:
+        try:
+            await self.limiter.hit("readyz", "1000000/second", "probe")
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return False
+        return True
+
     async def aclose(self) -> None:
+        """Close everything; each part gets at most ``CLOSE_SECONDS`` (one that takes
+        longer is left behind, and said so in the log), so shutdown never hangs."""
+        await stop_tasks(self._probes.values(), CLOSE_SECONDS, "readiness probes")
         for close in self.closers:
             with contextlib.suppress(Exception):
                 result = close()
                 if asyncio.iscoroutine(result):
-                    await result
-        await self.engine.dispose()
+                    await within(result, CLOSE_SECONDS, f"closing {_name(close)}")
+        await within(self.engine.dispose(), CLOSE_SECONDS, "closing the database pool")
+
+
+def _passed(probe: asyncio.Task[bool]) -> bool:
+    return probe.done() and not probe.cancelled() and probe.exception() is None and probe.result()
+
+
+def _name(close: Any) -> str:
+    owner = getattr(close, "__self__", None)
+    return type(owner).__name__ if owner is not None else getattr(close, "__name__", "?")
 
 
 def _bearer(

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.config import Config
 from bastion.credentials._passwords import Passwords
+from bastion.errors import BastionError
 from bastion.gateway._asgi import Trust
 from bastion.keyring import Keyring
 from bastion.model import Clock, Principal, RequestView, system_clock
-from bastion.oauth._context import Emit
-from bastion.oauth._http import AuthorizationServerApp, build_app, is_oauth_path
+from bastion.oauth._context import PREFIX, Emit
+from bastion.oauth._http import (
+    AuthorizationServerApp,
+    build_app,
+    failure,
+    is_oauth_path,
+)
 from bastion.oauth._pages import Pages
 from bastion.oauth._session import SessionStore
 from bastion.oauth.keys import ensure_oauth_keys
@@ -26,6 +33,14 @@ from bastion.oauth.server import OAuthServer
 from bastion.tokens import InMemoryRevocations
 
 __all__ = ["AuthorizationServer", "OAuthServer", "ensure_oauth_keys", "is_oauth_path", "mount"]
+
+
+# Requests that only take access away (RFC 7009 revocation, logout, ending sessions):
+# refusing one because the shared rate-limit counters are out would keep access open.
+_TAKING_ACCESS_AWAY = frozenset(
+    f"{PREFIX}{path}"
+    for path in ("/revoke", "/logout", "/account/sessions/end", "/account/sessions/end-all")
+)
 
 
 @dataclass
@@ -39,6 +54,17 @@ class AuthorizationServer:
     def handles(path: str) -> bool:
         """Whether ``path`` is the authorization server's (else the gateway's)."""
         return is_oauth_path(path)
+
+    @staticmethod
+    def failure(scope: Any) -> BastionError | None:
+        """Why the answer to ``scope`` was a 5xx, when an endpoint said (for the audit)."""
+        return failure(scope)
+
+    @staticmethod
+    def takes_access_away(path: str) -> bool:
+        """Whether ``path`` only revokes or ends access: limited by in-process counters
+        while the shared ones are out, rather than refused."""
+        return path in _TAKING_ACCESS_AWAY
 
     async def aclose(self) -> None:
         await self.server.aclose()

@@ -19,7 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bastion.errors import AuthenticationError, BastionError, Forbidden, InvalidToken
+from bastion.errors import (
+    AuthenticationError,
+    BastionError,
+    Forbidden,
+    InternalError,
+    InvalidToken,
+)
 from bastion.gateway._asgi import Trust, remote_of
 from bastion.model import Principal, RequestView
 from bastion.oauth._authlib import MAX_PARAMS, HttpInput, OAuthResponse
@@ -186,9 +192,18 @@ async def http_input(request: Request, issuer: str) -> HttpInput:
     )
 
 
+FAILURE = "bastion.failure"  # scope["state"] key: why the answer was a 5xx (for the audit)
+
+
+def failure(scope: Any) -> BastionError | None:
+    """The error a :func:`guarded` handler answered with a 5xx, if any."""
+    found = scope.get("state", {}).get(FAILURE)
+    return found if isinstance(found, BastionError) else None
+
+
 def guarded(fn: Handler) -> Handler:
     """Bad input is a 400 ``invalid_request``; a dependency down a 503; a bug a 500 — the
-    client learns only the code (the log learns why)."""
+    client learns only the code (the log learns why, and the audit line of a 5xx too)."""
 
     @functools.wraps(fn)
     async def wrapper(request: Request) -> Response:
@@ -197,6 +212,8 @@ def guarded(fn: Handler) -> Handler:
         except BadInput as exc:
             return oauth_error(400, "invalid_request", str(exc))
         except BastionError as exc:
+            if exc.status >= 500:
+                request.scope.setdefault("state", {})[FAILURE] = exc
             headers = list(getattr(exc, "headers", []) or [])
             if isinstance(exc, AuthenticationError):  # the admin API's callers
                 headers.append(("WWW-Authenticate", 'Bearer realm="bastion"'))
@@ -204,8 +221,9 @@ def guarded(fn: Handler) -> Handler:
             if exc.detail:  # written to be shown (BastionError.detail)
                 body["error_description"] = exc.detail
             return json_response(exc.status, body, headers)
-        except Exception:
+        except Exception as exc:
             log.exception("authorization server error on %s", request.url.path)
+            request.scope.setdefault("state", {})[FAILURE] = InternalError(type(exc).__name__)
             return oauth_error(500, "server_error")
 
     return wrapper

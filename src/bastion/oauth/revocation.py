@@ -8,6 +8,11 @@ synchronous mirror, so the hot path makes no round trip. It is fed three ways:
 * Redis pub/sub (when ``redis_url`` is set): other instances hear of it in milliseconds;
 * the database (always): every ``oauth.revocation_sync_seconds`` each instance reads the
   revocations newer than the last it saw, so a lost pub/sub message is repaired.
+
+The database is the record: a revocation is written there before anything else, so one
+asked for while Redis is out still holds. Its message then waits here and is published
+when the subscription is back, and every instance whose subscription comes back first
+reads what it missed from the database.
 """
 
 from __future__ import annotations
@@ -15,16 +20,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bastion._tasks import stop_tasks, within
 from bastion.model import Clock, system_clock
 from bastion.oauth._store import GrantStore
 from bastion.tokens import InMemoryRevocations
 
 log = logging.getLogger("bastion.oauth.revocation")
-CHANNEL = "bastion:revoked-jti"
+
+
+def revocation_channel(namespace: str) -> str:
+    """The pub/sub channel of a deployment's revocations (``redis_namespace``)."""
+    return f"{namespace}:revoked-jti"
+
+
+CHANNEL = revocation_channel("bastion")
 _OVERLAP = timedelta(seconds=5)  # re-read a little: rows may commit out of order
+# The subscriber reads with this timeout and then looks at its stop flag: stopping never
+# depends on cancelling a pub/sub read (redis-py has lost such cancellations, #2028).
+LISTEN_POLL_SECONDS = 0.5
+RECONNECT_SECONDS = 1.0
+REDIS_TIMEOUT_SECONDS = 1.0  # a publish (on the revocation request's path) waits no longer
+STOP_SECONDS = 3.0  # the longest aclose waits for its tasks (a poll, a database sync)
+# Messages kept while Redis is out; past this the oldest go, and the database sync
+# (every instance, every revocation_sync_seconds) is what carries them.
+PENDING_MAX = 10_000
 
 
 class RevocationMirror:
@@ -34,6 +57,7 @@ class RevocationMirror:
         grants: the grant store.
         local: the hook the gateway's bearer authenticator asks.
         redis_url: publish and subscribe revocations when given.
+        channel: the pub/sub channel, shared by the deployment's instances only.
         interval: seconds between database syncs.
         clock: seconds since the epoch.
     """
@@ -44,17 +68,24 @@ class RevocationMirror:
         local: InMemoryRevocations,
         *,
         redis_url: str | None = None,
+        channel: str = CHANNEL,
         interval: float = 2.0,
         clock: Clock = system_clock,
     ) -> None:
         self.grants = grants
         self.local = local
         self._redis_url = redis_url
+        self._channel = channel
         self._redis: Any = None
         self._interval = interval
         self._clock = clock
         self._watermark: datetime | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self.subscribed = asyncio.Event()  # set while the Redis subscription is live
+        self._pending: deque[tuple[str, int]] = deque(maxlen=PENDING_MAX)
+        self._publishing = asyncio.Lock()
+        self._redis_out = False  # a publish failed: wait for the subscription to return
 
     async def revoke(self, jti: str, exp: int) -> None:
         """Revoke an access token's ``jti`` until ``exp``: durable, then local, then fan-out."""
@@ -66,11 +97,23 @@ class RevocationMirror:
         for jti, exp in revoked:
             self.local.revoke_jti(jti, float(exp))
         if self._redis is not None and revoked:
+            self._pending.extend(revoked)
+            if not self._redis_out:  # else no request waits on a Redis known to be out
+                await self._publish_pending()
+
+    async def _publish_pending(self) -> None:
+        """Publish the waiting messages, oldest first; those Redis does not take wait for
+        the subscription to come back."""
+        async with self._publishing:
             try:
-                for jti, exp in revoked:
-                    await self._redis.publish(CHANNEL, f"{jti} {exp}")
-            except Exception as exc:  # noqa: BLE001 - the database sync repairs a lost message
-                log.warning("revocation publish failed: %s", exc.__class__.__name__)
+                while self._pending:
+                    jti, exp = self._pending[0]
+                    await self._redis.publish(self._channel, f"{jti} {exp}")
+                    self._pending.popleft()
+            except Exception as exc:  # noqa: BLE001 - kept, and the database sync repairs
+                self._redis_out = True
+                log.warning("revocation publish failed, %d waiting for Redis: %s",
+                            len(self._pending), exc.__class__.__name__)  # fmt: skip
 
     async def sync(self) -> int:
         """Read revocations newer than the last seen; returns how many were applied."""
@@ -84,16 +127,31 @@ class RevocationMirror:
 
     async def start(self) -> None:
         await self.sync()
+        self._stopping.clear()
         self._tasks.append(asyncio.create_task(self._poll(), name="bastion-revocation-sync"))
         if self._redis_url:
             import redis.asyncio as redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
 
-            self._redis = redis.from_url(self._redis_url)
+            self._redis = redis.from_url(
+                self._redis_url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                retry=Retry(NoBackoff(), 1),
+            )
             self._tasks.append(asyncio.create_task(self._listen(), name="bastion-revocation-sub"))
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when the mirror is being closed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
+        while not self._stopping.is_set():
+            await self._pause(self._interval)
+            if self._stopping.is_set():
+                return
             try:
                 await self.sync()
                 self.local.purge()
@@ -101,30 +159,47 @@ class RevocationMirror:
                 log.warning("revocation sync failed: %s", exc.__class__.__name__)
 
     async def _listen(self) -> None:
-        while True:
+        while not self._stopping.is_set():
+            pubsub = self._redis.pubsub()
             try:
-                pubsub = self._redis.pubsub()
-                await pubsub.subscribe(CHANNEL)
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
+                await pubsub.subscribe(self._channel)
+                while not self._stopping.is_set():
+                    message = await pubsub.get_message(timeout=LISTEN_POLL_SECONDS)
+                    if message is None:
                         continue
-                    jti, _, exp = message["data"].decode().partition(" ")
-                    if jti and exp.isdigit():
-                        self.local.revoke_jti(jti, float(exp))
-            except asyncio.CancelledError:
-                raise
+                    if message["type"] == "subscribe":  # Redis confirms: publishes reach us
+                        await self._resubscribed()
+                    elif message["type"] == "message":
+                        self._heard(message["data"])
             except Exception as exc:  # noqa: BLE001 - reconnect after a pause
                 log.warning("revocation subscription lost: %s", exc.__class__.__name__)
-                await asyncio.sleep(1.0)
+                await self._pause(RECONNECT_SECONDS)
+            finally:
+                self.subscribed.clear()
+                await within(pubsub.aclose(), REDIS_TIMEOUT_SECONDS, "closing the subscription")
+
+    async def _resubscribed(self) -> None:
+        """Catch up on what was missed while not subscribed: from the database, then send
+        what waited to be published."""
+        self.subscribed.set()
+        try:
+            await self.sync()
+        except Exception as exc:  # noqa: BLE001 - the periodic sync retries
+            log.warning("revocation sync failed: %s", exc.__class__.__name__)
+        self._redis_out = False
+        await self._publish_pending()
+
+    def _heard(self, data: bytes) -> None:
+        jti, _, exp = data.decode(errors="replace").partition(" ")
+        if jti and exp.isdigit():
+            self.local.revoke_jti(jti, float(exp))
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        """Stop syncing and listening; never waits more than a few seconds (a task that
+        does not end in time is left behind, and said so in the log)."""
+        self._stopping.set()
+        tasks, self._tasks = self._tasks, []
+        await stop_tasks(tasks, STOP_SECONDS, "revocation mirror")
         if self._redis is not None:
-            with contextlib.suppress(Exception):
-                await self._redis.aclose()
+            await within(self._redis.aclose(), REDIS_TIMEOUT_SECONDS, "closing the Redis client")
             self._redis = None

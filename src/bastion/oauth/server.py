@@ -43,7 +43,7 @@ from bastion.oauth._tokens import TokenFactory
 from bastion.oauth.clients import Client, ClientRegistry, ClientStore
 from bastion.oauth.keys import SigningKeys
 from bastion.oauth.resource import OwnTokens
-from bastion.oauth.revocation import RevocationMirror
+from bastion.oauth.revocation import RevocationMirror, revocation_channel
 from bastion.tokens import InMemoryRevocations
 
 log = logging.getLogger("bastion.oauth")
@@ -135,6 +135,7 @@ class OAuthServer:
             grants,
             revocations,
             redis_url=config.redis_url,
+            channel=revocation_channel(config.redis_namespace),
             interval=oauth.revocation_sync_seconds,
             clock=clock,
         )

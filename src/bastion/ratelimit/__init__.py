@@ -8,6 +8,7 @@ from bastion.ratelimit._limiter import (
     Prepared,
     RateLimiter,
     ip_bucket,
+    redis_key_prefix,
 )
 from bastion.ratelimit._result import LimitResult
 
@@ -18,4 +19,5 @@ __all__ = [
     "Prepared",
     "RateLimiter",
     "ip_bucket",
+    "redis_key_prefix",
 ]

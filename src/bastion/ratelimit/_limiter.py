@@ -26,7 +26,14 @@ from bastion.ratelimit._result import LimitResult
 
 FAILED_ACCOUNT_POLICY = "auth-fail:account"
 FAILED_IP_POLICY = "auth-fail:ip"
-DEFAULT_REDIS_PREFIX = "bastion:rl"
+
+
+def redis_key_prefix(namespace: str) -> str:
+    """The prefix of a deployment's counters in Redis (``redis_namespace``)."""
+    return f"{namespace}:rl"
+
+
+DEFAULT_REDIS_PREFIX = redis_key_prefix("bastion")
 _EPSILON = 1e-3
 
 # Keys used verbatim: short and without the separator. Anything else (long subjects,

@@ -2,8 +2,9 @@
 
 ``sqlite:///path`` runs on aiosqlite with WAL (readers never wait for the writer) and a
 busy timeout (a second writer waits instead of failing); ``postgresql://`` runs on asyncpg
-with a bound on every statement and connection attempt, so a database that hangs, or a
-table locked by someone else, makes a request fail (503) instead of wait for good.
+with a bound on each use of a connection (:mod:`bastion.store._bounded`), so a database
+that hangs, or a table locked by someone else, makes a request fail (503) instead of
+wait for good.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 from bastion.errors import ConfigError
+from bastion.store._bounded import BoundedEngine
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 QUERY_TIMEOUT_SECONDS = 10.0  # the default of storage.query_timeout_seconds
-CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 def async_url(url: str) -> str:
@@ -58,7 +59,8 @@ def async_engine(
 
     Args:
         url: the storage URL (``Config.database_url``).
-        query_timeout: PostgreSQL: seconds a statement may take (None: no bound, for
+        query_timeout: PostgreSQL: seconds one use of a connection may take, from asking
+            the pool for it (connecting included) to giving it back (None: no bound, for
             migrations); SQLite's writers wait ``SQLITE_BUSY_TIMEOUT_MS`` instead.
         kwargs: passed on to :func:`create_async_engine` (overrides the defaults here).
     """
@@ -69,19 +71,23 @@ def async_engine(
         options = {"poolclass": StaticPool} if memory else {"pool_size": 5, "max_overflow": 5}
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
+        # Each step is bounded on its own too (a statement past command_timeout is
+        # cancelled on the server); BoundedEngine bounds their sum.
+        step = query_timeout or QUERY_TIMEOUT_SECONDS
         options = {
             "pool_size": 10,
             "max_overflow": 10,
-            "pool_timeout": 10,
+            "pool_timeout": step,
             "pool_pre_ping": True,  # a restarted server costs one failed ping, not a 500
             "pool_recycle": 1800,
-            # asyncpg: a statement past command_timeout is cancelled (TimeoutError).
-            "connect_args": {"command_timeout": query_timeout, "timeout": CONNECT_TIMEOUT_SECONDS},
+            "connect_args": {"command_timeout": query_timeout, "timeout": step},
         }
     options.update(kwargs)
     engine = create_async_engine(driver_url, **options)
     if driver_url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    elif query_timeout is not None:
+        return BoundedEngine(engine.sync_engine, query_timeout)
     return engine
 
 
