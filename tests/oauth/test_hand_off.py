@@ -22,6 +22,7 @@ from tests.oauth._helpers import (
     next_location,
     pkce,
 )
+from tests.oauth.test_authorization_code import authorize, exchange
 
 BYE = "https://app.example/bye"
 STRICT = (
@@ -100,15 +101,8 @@ async def test_logout_posted_by_the_client_ends_on_a_page_a_link_redirects(
     app: GatewayApp, issuer: str, clients: Clients
 ) -> None:
     reg = await clients.web()
-    verifier, challenge = pkce()
-    agent = browser(app, issuer)
-    start = f"/oauth2/authorize?{params(reg, code_challenge=challenge)}"
-    query = await follow_to_client(agent, await login(agent, await agent.get(start)))
-    async with clients.oauth_client(reg, redirect_uri=REDIRECT) as client:
-        token = await client.fetch_token(
-            "/oauth2/token", grant_type="authorization_code", code=query["code"],
-            code_verifier=verifier,
-        )  # fmt: skip
+    query, verifier, agent = await authorize(app, issuer, clients, reg, scope="openid")
+    token = await exchange(clients, reg, query, verifier)
     fields = {"id_token_hint": token["id_token"], "post_logout_redirect_uri": BYE}
     posted = await agent.post("/oauth2/logout", data={**fields, "state": "p"})
     assert assert_hand_off(posted, BYE + "?") == {"state": ["p"]}
