@@ -178,3 +178,25 @@ async def test_without_the_error_handler_a_refusal_is_still_the_problem_not_a_50
     assert refused.json()["code"] == "forbidden"
     lines = audit_lines(runtime, deployment)
     assert audited(lines, refused) == ("deny", 403, "missing_role", "alice", "api_key")
+
+
+async def test_guessing_passwords_through_require_on_a_public_route_is_throttled(
+    base: str,
+) -> None:
+    # The failures count as on any route: past failed_auth_per_account (10/minute) the
+    # account is throttled (as the core throttles its own routes).
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"root:guess").decode()}
+    async with httpx.AsyncClient(base_url=base) as client:
+        statuses = [
+            (await client.get("/public/whoami", headers=wrong)).status_code for _ in range(10)
+        ]
+        assert statuses == [401] * 10
+        throttled = await client.get("/public/whoami", headers=wrong)
+        assert throttled.status_code == 429
+        assert throttled.json()["code"] == "rate_limited"
+        assert "retry-after" in throttled.headers
+
+
+def test_an_unknown_method_is_refused_when_the_app_is_defined() -> None:
+    with pytest.raises(ValueError, match="apikey"):
+        require(methods=["apikey"])
