@@ -26,6 +26,7 @@ from bastion.store import open_store
 from tests._deploy import PASSWORD, Deployment, base_config, make_deployment
 from tests._procs import bastion_serve, demo_upstream
 from tests._services import free_port
+from tests.e2e._client import RelyingParty, relying_party
 
 CHROMIUM = os.environ.get("BASTION_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -111,6 +112,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         )  # fmt: skip
         with bastion_serve(deployment.config_file, port):
             yield Served(base, deployment)
+
+
+@pytest.fixture(scope="session")
+def rp(served: Served) -> Iterator[RelyingParty]:
+    """An OAuth client on another origin, registered with ``served``."""
+    with relying_party() as party:
+        party.register(served.deployment.config_file)
+        yield party
 
 
 @pytest.fixture

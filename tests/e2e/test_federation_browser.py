@@ -1,6 +1,9 @@
 """Login with an external OpenID provider in Chromium: panva's oidc-provider (started
 from tests/interop/node/idp.mjs) as the upstream. An account is linked from the account
-page, then signs in with the provider's button; an unlinked external account is refused."""
+page, then signs in with the provider's button; an unlinked external account is refused.
+The provider's pages carry a strict ``form-action`` (``--strict-form-action``), which
+Chromium applies to every redirect after its sign-in form's post: bastion's answer to the
+provider's callback must not redirect on to a client's origin."""
 
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ import pytest
 from tests._deploy import make_deployment
 from tests._procs import bastion_serve, demo_upstream
 from tests._services import free_port
+from tests.e2e._client import RelyingParty, relying_party, sign_out, start
 from tests.e2e.conftest import Served, run_async, shot
+from tests.e2e.test_client_sign_in_browser import allow
 from tests.e2e.test_login_browser import sign_in
 from tests.interop.conftest import NODE_DIR, NodePeers
 
@@ -31,7 +36,7 @@ def federated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     base = f"http://localhost:{port}"
     callback = f"{base}/oauth2/login/external/idp/callback"
     peers = NodePeers(shutil.which("node") or "node", folder / "logs")
-    idp_args = ("--redirect-uri", callback, "--email-domain", "idp.example")
+    idp_args = ("--redirect-uri", callback, "--email-domain", "idp.example", "--strict-form-action")
     with peers.idp(*idp_args) as idp, demo_upstream() as upstream:
         provider = {"name": "idp", "display_name": "Example IdP", "issuer": idp.issuer,
                     "client_id": "bastion-test", "client_secret": SECRET,
@@ -44,6 +49,13 @@ def federated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         )  # fmt: skip
         with bastion_serve(deployment.config_file, port):
             yield Served(base, deployment)
+
+
+@pytest.fixture(scope="module")
+def fed_rp(federated: Served) -> Iterator[RelyingParty]:
+    with relying_party() as party:
+        party.register(federated.deployment.config_file)
+        yield party
 
 
 def at_provider(page: Page, login: str, screenshot: str | None = None) -> None:
@@ -107,3 +119,23 @@ def test_an_unverified_local_email_is_not_linked(page: Page, federated: Served) 
     at_provider(page, "hank")
     page.wait_for_selector("h1")
     assert page.inner_text("h1") == "No account linked"
+
+
+def test_a_client_signs_in_a_returning_user_through_the_provider(
+    page: Page, federated: Served, fed_rp: RelyingParty
+) -> None:
+    user = federated.add_user("ida", email="ida@idp.example", email_verified=True)
+    flow = start(page, federated.base, fed_rp)
+    page.click("#external-idp")
+    at_provider(page, "ida")
+    allow(page)
+    tokens = flow.landed(page, user)
+    sign_out(page, federated.base, fed_rp, tokens["id_token"], post=True)
+    # A fresh browser: the provider's sign-in form again; bastion's consent is
+    # remembered, so the provider's post leads on to the client's origin.
+    page.context.clear_cookies()
+    flow = start(page, federated.base, fed_rp, fed_rp.bounce)
+    page.click("#external-idp")
+    at_provider(page, "ida")
+    flow.landed(page, user, at=f"{fed_rp.other_origin}/landed")
+    assert page.console_errors == []

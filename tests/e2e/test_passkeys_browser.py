@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.e2e._client import RelyingParty, sign_out, start
 from tests.e2e.conftest import Served, shot
+from tests.e2e.test_client_sign_in_browser import allow, log_in
 from tests.e2e.test_login_browser import sign_in
 
 Page = Any
@@ -103,3 +105,35 @@ def test_without_user_verification_or_with_a_bad_signature_refused(
              {"authenticatorId": auth_id, "isBogusSignature": False})  # fmt: skip
     passkey_sign_in(page, served)
     page.wait_for_url(f"{served.base}/oauth2/account")
+
+
+def test_a_client_signs_in_a_returning_user_with_a_passkey(
+    page: Page, served: Served, rp: RelyingParty
+) -> None:
+    authenticator(page)
+    user = served.add_user("petra")
+    sign_in(page, served, user)
+    page.wait_for_url(f"{served.base}/oauth2/account")
+    add_passkey(page, served, "Key")
+    page.context.clear_cookies()
+    # First time: usernameless passkey sign-in, then the consent page.
+    flow = start(page, served.base, rp)
+    page.click("#passkey-link")
+    page.click("#passkey-signin")
+    allow(page)
+    tokens = flow.landed(page, user)
+    assert tokens["claims"]["amr"] == ["hwk", "mfa"]
+    # Signed out, then again in the same browser: straight back to the client.
+    sign_out(page, served.base, rp, tokens["id_token"], post=True)
+    flow = start(page, served.base, rp)
+    page.click("#passkey-link")
+    page.click("#passkey-signin")
+    flow.landed(page, user)
+    # A fresh browser: the password (a form post), then the passkey as the second step.
+    page.context.clear_cookies()
+    flow = start(page, served.base, rp, rp.bounce)
+    log_in(page, user)
+    page.click("#passkey-link")
+    page.click("#passkey-signin")
+    flow.landed(page, user, at=f"{rp.other_origin}/landed")
+    assert page.console_errors == []

@@ -16,6 +16,7 @@ from bastion.gateway.middleware import BastionMiddleware, install_error_handler,
 from bastion.gateway.runtime import Runtime
 from bastion.model import Principal
 from tests._deploy import PASSWORD, Deployment, make_deployment
+from tests.gateway.test_require import audit_lines, audited
 
 
 def make_app(runtime: Runtime) -> FastAPI:
@@ -110,5 +111,10 @@ async def test_the_apps_request_bodies_are_bounded_in_size_and_time(
             assert stalled.status_code == 408
             slow = await client.get("/api/slow", headers=key)
             assert (slow.status_code, slow.text) == (200, "xxx")
+        # The audit line says what the client got (before: allow, 200 for both).
+        lines = audit_lines(runtime, d)
+        assert audited(lines, large)[:2] == ("deny", 413)
+        assert audited(lines, stalled)[:2] == ("deny", 408)
+        assert audited(lines, fits)[:2] == ("allow", 200)
     finally:
         await runtime.aclose()

@@ -5,23 +5,20 @@ revoked or expires the client gets 1008 and the app a disconnect."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from bastion.gateway.middleware import BastionMiddleware
 from bastion.gateway.runtime import Runtime
 from tests._deploy import Deployment, make_deployment, revoke_keys
 from tests._polling import eventually
-from tests._services import free_port
 from tests._ws import assert_refused
+from tests.gateway._uvicorn import serving
 
 
 def make_app(runtime: Runtime, disconnects: list[int]) -> FastAPI:
@@ -50,18 +47,8 @@ def make_app(runtime: Runtime, disconnects: list[int]) -> FastAPI:
     return app
 
 
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, ws="wsproto", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    assert await eventually(lambda: server.started, seconds=10)
-    try:
-        yield f"ws://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+def ws_serving(app: FastAPI) -> AbstractAsyncContextManager[str]:
+    return serving(app, "ws")
 
 
 async def deployment(tmp_path: Path, upstream: str, **overrides: Any) -> Deployment:
@@ -77,7 +64,7 @@ async def test_the_handshake_is_decided_before_the_app_runs(tmp_path: Path, upst
     runtime = await Runtime.start(d.config)
     disconnects: list[int] = []
     try:
-        async with serving(make_app(runtime, disconnects)) as base, aiohttp.ClientSession() as c:
+        async with ws_serving(make_app(runtime, disconnects)) as base, aiohttp.ClientSession() as c:
             key = {"X-API-Key": d.api_key}
             async with c.ws_connect(base + "/live/feed", headers=key) as ws:
                 await ws.send_str("whoami")
@@ -100,7 +87,7 @@ async def test_a_revoked_key_or_an_expired_token_closes_the_apps_socket(
     runtime = await Runtime.start(d.config)
     disconnects: list[int] = []
     try:
-        async with serving(make_app(runtime, disconnects)) as base, aiohttp.ClientSession() as c:
+        async with ws_serving(make_app(runtime, disconnects)) as base, aiohttp.ClientSession() as c:
             async with c.ws_connect(base + "/live/feed", headers={"X-API-Key": d.api_key}) as ws:
                 await ws.send_str("one")
                 assert await ws.receive_str(timeout=5) == "one"
@@ -129,7 +116,7 @@ async def test_a_browser_token_offered_as_a_subprotocol_reaches_no_app(
     d = await deployment(tmp_path, upstream)
     runtime = await Runtime.start(d.config)
     try:
-        async with serving(make_app(runtime, [])) as base, aiohttp.ClientSession() as c:
+        async with ws_serving(make_app(runtime, [])) as base, aiohttp.ClientSession() as c:
             offered = ("bastion", f"bastion.bearer.{d.jwt()}", "feed.v1")
             async with c.ws_connect(base + "/live/feed", protocols=offered) as ws:
                 assert ws.protocol == "bastion"  # the app chose none

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import re
 import secrets
 import warnings
@@ -122,11 +123,28 @@ async def consent(
     )
 
 
+_HAND_OFF = re.compile(r'<meta http-equiv="refresh" content="0;url=([^"]+)">')
+
+
+def next_location(response: httpx.Response) -> str:
+    """Where bastion sends the browser next: a redirect's ``Location``, or the address
+    of a hand-off page (the answer to a form post that leaves for the client: a page
+    under ``form-action 'self'`` that moves on by ``<meta http-equiv="refresh">``)."""
+    if response.status_code in (302, 303):
+        return response.headers["location"]
+    found = _HAND_OFF.search(response.text) if response.status_code == 200 else None
+    assert found, (response.status_code, response.text[:500])
+    csp = response.headers["content-security-policy"]
+    assert "form-action 'self';" in csp, csp  # the client's origin is never allowed
+    target = html.unescape(found.group(1))
+    assert f'href="{html.escape(target)}"' in response.text  # the link, for when it stays
+    return target
+
+
 async def follow_to_client(browser: httpx.AsyncClient, response: httpx.Response) -> dict[str, str]:
     """Follow bastion's own redirects until one leaves for the client; return its query."""
     for _ in range(6):
-        assert response.status_code in (302, 303), (response.status_code, response.text[:500])
-        location = response.headers["location"]
+        location = next_location(response)
         if location.startswith(REDIRECT) or not location.startswith(str(browser.base_url)):
             return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
         response = await browser.get(location)

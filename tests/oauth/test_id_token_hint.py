@@ -12,7 +12,16 @@ import httpx
 import pytest
 
 from bastion.gateway.app import GatewayApp
-from tests.oauth._helpers import REDIRECT, Clients, Registered, browser, consent, login, pkce
+from tests.oauth._helpers import (
+    REDIRECT,
+    Clients,
+    Registered,
+    browser,
+    consent,
+    login,
+    next_location,
+    pkce,
+)
 
 
 class Agent:
@@ -37,8 +46,7 @@ class Agent:
             if response.status_code == 200 and 'name="decision"' in response.text:
                 response = await consent(self.agent, response)
                 continue
-            assert response.status_code in (302, 303), (response.status_code, response.text[:300])
-            location = response.headers["location"]
+            location = next_location(response)
             if location.startswith(REDIRECT):
                 query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
                 query["_verifier"] = verifier

@@ -124,8 +124,11 @@ class Gateway:
         """Normalise the path and find the route; raises a BastionError on failure."""
         return self.inputs.match(request)
 
-    async def decide(self, request: RequestView, front_door: str) -> Decision:
-        """Decide one request. Never raises: every failure is a denial."""
+    async def decide(
+        self, request: RequestView, front_door: str, *, observe: bool = True
+    ) -> Decision:
+        """Decide one request. Never raises: every failure is a denial. With ``observe``
+        false the front door observes the decision itself (after :meth:`require`)."""
         started = time.perf_counter()
         decision = Decision(allowed=False, status=500, request_id=request.request_id)
         try:
@@ -137,8 +140,42 @@ class Gateway:
         except Exception:  # fail closed on any bug or dependency failure
             log.exception("decision failed", extra={"request_id": request.request_id})
             self._deny(decision, InternalError("unexpected_error"))
-        self.observer.decided(request, decision, front_door, time.perf_counter() - started)
+        if observe:
+            self.observer.decided(request, decision, front_door, time.perf_counter() - started)
         return decision
+
+    async def require(
+        self, request: RequestView, decision: Decision, *, methods: tuple[AuthMethod, ...] | None,
+        scopes: frozenset[str], roles: frozenset[str],
+    ) -> None:  # fmt: skip
+        """An endpoint's own needs on top of an allowed ``decision`` (the embedded front
+        door's ``require()``): credential ``methods`` (any; None: every method), ``scopes``
+        (all), ``roles`` (any). On a public route the request is authenticated here first
+        (throttled, rate-limited per principal, as on any route). A refusal denies
+        ``decision`` as the core's own refusals are, challenges naming these needs."""
+        accepted = methods if methods is not None else tuple(self.authenticators)
+        route = decision.route
+        try:
+            principal = decision.principal
+            if principal is ANONYMOUS and route is not None and route.config.public:
+                principal = await self._authenticate(request, route, accepted)
+                decision.principal = principal
+                plan = self._plan(principal, route)
+                if plan.checks:
+                    self._tighter(await self.limiter.hit_all(plan.checks), None)
+            if principal is None or principal.credential is CredentialType.ANONYMOUS:
+                raise AuthenticationError("no_principal")
+            if principal.credential.value not in {m.value for m in accepted}:
+                raise AuthenticationError("credential_method_not_allowed")
+            if not scopes <= principal.scopes:
+                raise InsufficientScope("missing_scope")
+            if roles and roles.isdisjoint(principal.roles):
+                raise Forbidden("missing_role")  # as _authorize: a role is not a scope
+        except BastionError as exc:
+            self._deny(decision, exc, methods=accepted, scopes=scopes)
+        except Exception:  # fail closed, as decide does
+            log.exception("requirement failed", extra={"request_id": request.request_id})
+            self._deny(decision, InternalError("unexpected_error"))
 
     async def limit_address(
         self, request: RequestView, front_door: str, *, fallback: Limiter | None = None
@@ -200,7 +237,7 @@ class Gateway:
                 if handshake.credential is CredentialType.JWT:
                     raise InvalidToken("token_expired")
                 raise AuthenticationError("credential_expired")
-            principal = await self._choose(request, route).authenticate(request)
+            principal = await self._choose(request, route.auth).authenticate(request)
             if not self._issuer_allowed(principal, route):
                 raise InvalidToken("issuer_not_allowed_on_route")
             decision.principal = principal
@@ -216,7 +253,13 @@ class Gateway:
         self.observer.decided(request, decision, front_door, time.perf_counter() - started)
         return decision
 
-    def _deny(self, decision: Decision, error: BastionError) -> None:
+    def _deny(
+        self, decision: Decision, error: BastionError, *,
+        methods: tuple[AuthMethod, ...] | None = None, scopes: frozenset[str] | None = None,
+    ) -> None:  # fmt: skip
+        """Deny ``decision`` with ``error`` and its challenges: for the route's methods and
+        scopes, or for ``methods`` and ``scopes`` when an endpoint's needs refused it."""
+        route = decision.route
         decision.allowed = False
         decision.status = error.status
         decision.error = error
@@ -224,12 +267,16 @@ class Gateway:
         if isinstance(error, RateLimited):
             # Report the exhausted policy, not an earlier one that still had room.
             decision.headers = list(error.headers)
-        elif isinstance(error, InsufficientUserAuthentication) and decision.route is not None:
-            decision.headers.append(("WWW-Authenticate", self._step_up(decision.route)))
+        elif isinstance(error, InsufficientUserAuthentication) and route is not None:
+            decision.headers.append(("WWW-Authenticate", self._step_up(route)))
         elif isinstance(error, AuthenticationError):
-            decision.headers.extend(self._challenges(decision.route, error))
-        elif isinstance(error, InsufficientScope) and decision.route is not None:
-            scope = " ".join(sorted(decision.route.scopes))
+            if methods is None:
+                methods = route.auth if route is not None else tuple(self.authenticators)
+            decision.headers.extend(self._challenges(methods, error))
+        elif isinstance(error, InsufficientScope) and (route is not None or scopes is not None):
+            if scopes is None and route is not None:
+                scopes = route.scopes
+            scope = " ".join(sorted(scopes or ()))
             decision.headers.append(
                 (
                     "WWW-Authenticate",
@@ -263,8 +310,9 @@ class Gateway:
             if not isinstance(auth_time, int) or self.clock() - auth_time > max_age:
                 raise InsufficientUserAuthentication("authentication_too_old")
 
-    def _challenges(self, route: Route | None, error: AuthenticationError) -> list[tuple[str, str]]:
-        methods = route.auth if route is not None else tuple(self.authenticators)
+    def _challenges(
+        self, methods: tuple[AuthMethod, ...], error: AuthenticationError
+    ) -> list[tuple[str, str]]:
         bearer_error = error.code if isinstance(error, InvalidToken) else None
         return [
             ("WWW-Authenticate", self.authenticators[m].challenge(bearer_error))
@@ -338,9 +386,9 @@ class Gateway:
         self._ip_checks[client_ip] = check
         return check
 
-    def _choose(self, request: RequestView, route: Route) -> Authenticator:
-        """The first of the route's methods whose credential the request carries."""
-        for method in route.auth:
+    def _choose(self, request: RequestView, methods: tuple[AuthMethod, ...]) -> Authenticator:
+        """The first of ``methods`` (a route's) whose credential the request carries."""
+        for method in methods:
             candidate = self.authenticators[method]
             if candidate.present(request):
                 return candidate
@@ -374,7 +422,7 @@ class Gateway:
         revalidator follows the method's own cache (expiry, revocation, invalidation) and
         is asked after the failed-credential throttle, as ``authenticate_now`` is, so
         the answer is the one those steps would give; anything else takes the steps."""
-        authenticator = self._choose(request, route)
+        authenticator = self._choose(request, route.auth)
         recent = self.limiter.failures_recent
         if recent and self._throttled_now(authenticator, request):
             return None
@@ -407,8 +455,10 @@ class Gateway:
         account, ip = authenticator.account(request), request.client_ip
         return self.throttle.failures_blocked_now(account=account, ip=ip) is not None
 
-    async def _authenticate(self, request: RequestView, route: Route) -> Principal:
-        authenticator = self._choose(request, route)
+    async def _authenticate(
+        self, request: RequestView, route: Route, methods: tuple[AuthMethod, ...] | None = None
+    ) -> Principal:
+        authenticator = self._choose(request, route.auth if methods is None else methods)
         account = authenticator.account(request)
         ip = request.client_ip
         blocked = await self.throttle.failures_blocked(account=account, ip=ip)

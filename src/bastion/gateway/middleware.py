@@ -9,7 +9,10 @@ dependency for per-endpoint requirements.
 
 The middleware runs the same decision core as the proxy and forward-auth front doors
 (routes in the config describe the app's own paths; ``upstream`` is not needed) and puts
-the :class:`~bastion.model.Principal` in ``request.state.principal``.
+the :class:`~bastion.model.Principal` in ``request.state.principal``. An allowed request's
+audit line is written when the app answers (or fails), so that what ``require()`` decides
+on top (a refusal, or the principal it authenticated on a public route) is what the one
+line for the request says.
 """
 
 from __future__ import annotations
@@ -17,20 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bastion.config import AuthMethod, Config, load_config
-from bastion.errors import (
-    AuthenticationError,
-    BastionError,
-    InsufficientScope,
-    PayloadTooLarge,
-    RequestTimeout,
-)
+from bastion.errors import AuthenticationError, BastionError, PayloadTooLarge, RequestTimeout
 from bastion.gateway import websocket
 from bastion.gateway._asgi import (
     ASGIApp,
@@ -42,13 +40,29 @@ from bastion.gateway._asgi import (
     remote_of,
 )
 from bastion.gateway._headers import PROXY_ONLY, header_key
+from bastion.gateway.core import Gateway
 from bastion.gateway.decision import Decision
 from bastion.gateway.proxy import refuse, send_denial, view_from_scope
 from bastion.gateway.runtime import Runtime
-from bastion.model import CredentialType, Principal
+from bastion.model import CredentialType, Principal, RequestView
 
 FRONT_DOOR = "middleware"
 PRINCIPAL_KEY = "bastion.principal"
+DECISION_KEY = "bastion.decision"
+
+
+class _Decided:
+    """An allowed request's decision, for :func:`require` to add to, and its audit line,
+    written once: when the app starts its answer, or when it ends without one."""
+
+    def __init__(self, gateway: Gateway, view: RequestView, decision: Decision, seconds: float):
+        self.gateway, self.view, self.decision, self.seconds = gateway, view, decision, seconds
+        self._observed = False
+
+    def observe(self) -> None:
+        if not self._observed:
+            self._observed = True
+            self.gateway.observer.decided(self.view, self.decision, FRONT_DOOR, self.seconds)
 
 
 class BastionMiddleware:
@@ -94,15 +108,29 @@ class BastionMiddleware:
             return
         runtime = await self._ensure()
         view = view_from_scope(scope, runtime.trust)
-        decision = await runtime.gateway.decide(view, FRONT_DOOR)
+        started_at = time.perf_counter()
+        decision = await runtime.gateway.decide(view, FRONT_DOOR, observe=False)
+        decided = _Decided(runtime.gateway, view, decision, time.perf_counter() - started_at)
         if not decision.allowed:
+            decided.observe()
             await send_denial(send, decision)
             return
+        scope[DECISION_KEY] = decided
         scope[PRINCIPAL_KEY] = decision.principal
         scope["headers"] = app_headers(scope, decision, runtime)
         state = scope.setdefault("state", {})
         state["principal"] = decision.principal
         state["request_id"] = decision.request_id
+        try:
+            await self._run(scope, receive, send, runtime, decided)
+        finally:
+            decided.observe()
+
+    async def _run(
+        self, scope: Scope, receive: Receive, send: Send, runtime: Runtime, decided: _Decided
+    ) -> None:
+        """The app, on an allowed request: its body bounded, its refusals answered."""
+        decision = decided.decision
         limits = runtime.config.limits
         body = bounded_receive(receive, limits.max_body_bytes, limits.body_idle_seconds)
         started = False
@@ -112,13 +140,22 @@ class BastionMiddleware:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
+        secure = decided.view.secure
         try:
-            await self.app(scope, body, _with_headers(tracked, decision, runtime, view.secure))
+            await self.app(scope, body, _with_headers(tracked, decided, runtime, secure))
         except (PayloadTooLarge, RequestTimeout) as exc:
             # The app was reading a body that grew too large or stopped coming.
             if started:
                 raise
             await send_denial(send, refuse(decision, exc))
+        except BastionHTTPError as exc:
+            # require() refused and no handler rendered it (install_error_handler not
+            # called, or a handler of the app's re-raised): answered here, never a 500.
+            if started:
+                raise
+            if decision.allowed:  # raised by the app itself, not by require()
+                refuse(decision, exc.error).headers.extend(exc.headers)
+            await send_denial(send, decision)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Decide the handshake; run the app's endpoint while the credential holds."""
@@ -227,17 +264,22 @@ def app_headers(scope: Scope, decision: Decision, runtime: Runtime) -> list[tupl
     return kept
 
 
-def _with_headers(send: Send, decision: Decision, runtime: Runtime, secure: bool) -> Send:
-    extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in decision.headers]
-    extra.append((b"x-request-id", decision.request_id.encode()))
-    principal = decision.principal
-    authenticated = principal is not None and principal.credential is not CredentialType.ANONYMOUS
+def _with_headers(send: Send, decided: _Decided, runtime: Runtime, secure: bool) -> Send:
+    decision = decided.decision
 
     async def wrapped(message: Any) -> None:
         if message["type"] == "http.response.start":
-            headers = [*message.get("headers", []), *extra]
+            decided.observe()  # require() has run, if the endpoint has one
+            # A refusal by require() is rendered with the decision's headers already.
+            own = decision.headers if decision.allowed else []
+            extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in own]
+            extra.append((b"x-request-id", decision.request_id.encode()))
+            principal = decision.principal  # require() may have authenticated one
+            authenticated = (
+                principal is not None and principal.credential is not CredentialType.ANONYMOUS
+            )
             message["headers"] = runtime.proxy.hardening.apply(
-                headers, authenticated=authenticated, secure=secure
+                [*message.get("headers", []), *extra], authenticated=authenticated, secure=secure
             )
         await send(message)
 
@@ -258,29 +300,33 @@ def require(
     scopes: Iterable[str] = (),
     roles: Iterable[str] = (),
     methods: Iterable[str | AuthMethod] | None = None,
-) -> Callable[..., Principal]:
+) -> Callable[..., Awaitable[Principal]]:
     """A FastAPI dependency: the endpoint needs these scopes (all), roles (any) and
-    credential methods (any). Returns the request's :class:`Principal`."""
+    credential methods (any; default: every method). Returns the request's
+    :class:`Principal`; on a route the middleware leaves public it authenticates the
+    request first. Refusals are the decision core's (status, code, challenges) and the
+    request's one audit line records them (:meth:`Gateway.require`).
+
+    Raises:
+        ValueError: a method that is not an :class:`AuthMethod`.
+    """
     need_scopes = frozenset(scopes)
     need_roles = frozenset(roles)
-    need_methods = frozenset(AuthMethod(m).value for m in methods) if methods else None
+    need_methods = tuple(AuthMethod(m) for m in methods) if methods is not None else None
 
-    def dependency(request: Request) -> Principal:
-        principal = request.scope.get(PRINCIPAL_KEY)
-        if not isinstance(principal, Principal) or principal.credential.value == "anonymous":
+    async def dependency(request: Request) -> Principal:
+        decided = request.scope.get(DECISION_KEY)
+        if not isinstance(decided, _Decided):  # no BastionMiddleware: nothing was decided
             raise BastionHTTPError(AuthenticationError("no_principal"), [])
-        if need_methods is not None and principal.credential.value not in need_methods:
-            raise BastionHTTPError(AuthenticationError("credential_method_not_allowed"), [])
-        if not need_scopes <= principal.scopes:
-            challenge = (
-                f'Bearer error="insufficient_scope", scope="{" ".join(sorted(need_scopes))}"'
-            )
-            raise BastionHTTPError(
-                InsufficientScope("missing_scope"), [("WWW-Authenticate", challenge)]
-            )
-        if need_roles and need_roles.isdisjoint(principal.roles):
-            raise BastionHTTPError(InsufficientScope("missing_role"), [])
-        return principal
+        decision = decided.decision
+        await decided.gateway.require(
+            decided.view, decision, methods=need_methods, scopes=need_scopes, roles=need_roles
+        )
+        if not decision.allowed or decision.principal is None:
+            error = decision.error or AuthenticationError("no_principal")
+            raise BastionHTTPError(error, list(decision.headers))
+        request.scope[PRINCIPAL_KEY] = request.state.principal = decision.principal
+        return decision.principal
 
     return dependency
 
@@ -295,11 +341,13 @@ def install_error_handler(app: Any) -> None:
         decision = Decision(
             allowed=False, status=exc.error.status, request_id=request_id, error=exc.error
         )
-        return Response(
+        response = Response(
             decision.problem_body(),
             status_code=exc.error.status,
-            headers=dict(exc.headers),
             media_type="application/problem+json",
         )
+        for name, value in exc.headers:  # one WWW-Authenticate per method: a dict keeps one
+            response.headers.append(name, value)
+        return response
 
     app.add_exception_handler(BastionHTTPError, handler)

@@ -80,21 +80,20 @@ class Pages:
 
     def page(
         self, template: str, status: int = 200, *, session: BrowserSession | None = None,
-        form_targets: tuple[str, ...] = (), script: bool = False, **values: Any,
+        script: bool = False, **values: Any,
     ) -> HTMLResponse:  # fmt: skip
         scripts = [f"{STATIC}/passkeys.js"] if script else []
         body = self.env.get_template(template).render(
             css=STATIC_CSS, scripts=scripts, csrf_meta=session.csrf if session else "", **values
         )
-        # form-action must allow the client's origin: browsers apply it to the redirect
-        # that follows a form post (the consent decision) as well.
-        actions = " ".join(["'self'", *form_targets])
         # Only the passkey pages run a script: bastion's own file, fetching bastion only.
         run = "script-src 'self'; connect-src 'self'; " if script else ""
         headers = {
+            # form-action 'self' on every page, the client's origin never: a post whose
+            # answer leaves for the client answers with hand_off() instead of a redirect.
             "Content-Security-Policy": (
                 f"default-src 'none'; {run}style-src 'self'; img-src 'self' data:; "
-                f"form-action {actions}; frame-ancestors 'none'; base-uri 'none'"
+                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
             ),
             "X-Frame-Options": "DENY",
             # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on
@@ -133,11 +132,31 @@ class Pages:
         return response
 
     def client_redirect(
-        self, result: OAuthResponse, session: BrowserSession | None = None
-    ) -> Response:
+        self, result: OAuthResponse, session: BrowserSession | None = None, *,
+        hand_off: bool = False,
+    ) -> Response:  # fmt: skip
+        """The authorization server's answer for the client; with ``hand_off``, a redirect
+        is answered with :meth:`hand_off` (the answer ends a form post's navigation)."""
+        location = result.location
+        if hand_off and location is not None and result.status in (302, 303):
+            return self.hand_off(location, session)
         response = to_response(result)
         self.set_cookie(response, session)
         return response
+
+    def hand_off(self, location: str, session: BrowserSession | None = None) -> HTMLResponse:
+        """A page that sends the browser on to ``location`` (validated exactly by the
+        authorization server) by ``<meta http-equiv="refresh">``, in place of a redirect.
+
+        Chromium applies the posting page's ``form-action`` to every redirect after a form
+        post. Naming the client's origin there would not do (its callback may redirect on;
+        an external provider's form is under the provider's CSP): this page ends the
+        post's navigation and the refresh starts one no form-action governs (docs/oauth.md).
+        """
+        return self.page(
+            "continue.html", session=session, location=location,
+            destination=_origin(location) or location.split(":", 1)[0] + ":",
+        )  # fmt: skip
 
     async def static_file(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -184,6 +203,7 @@ class Pages:
         if repeated is not None:
             return self.error_page(400, "invalid_request", f"parameter {repeated!r} repeated")
         params = http.params()
+        posted = request.method == "POST"  # a client's form (OIDC Core §3.1.2.1)
         uri = params.get("request_uri", "")
         pushed = uri.startswith(PAR_URN)
         if pushed:
@@ -194,17 +214,19 @@ class Pages:
         elif uri or "request" in params:
             # OIDC Core §6: request objects (by value or by reference) are not supported.
             code = "request_uri_not_supported" if uri else "request_not_supported"
-            return await self._unsupported(params, code)
-        return await self._continue(params, pushed, await self._session(request), fresh=False)
+            return await self._unsupported(params, code, hand_off=posted)
+        return await self._continue(
+            params, pushed, await self._session(request), fresh=False, hand_off=posted
+        )
 
-    async def _unsupported(self, params: dict[str, str], code: str) -> Response:
+    async def _unsupported(self, params: dict[str, str], code: str, *, hand_off: bool) -> Response:
         rest = {k: v for k, v in params.items() if k not in ("request", "request_uri")}
         check = await self.server.check_authorization(self._auth_http(), rest, None, pushed=True)
         if check.client is None and check.redirect is None:
             return self.error_page(400, code, "request objects are not supported")
         error = OAuth2Error(error=code, description="request objects are not supported")
         return self.client_redirect(
-            await self.server.error_redirect(self._auth_http(), rest, error)
+            await self.server.error_redirect(self._auth_http(), rest, error), hand_off=hand_off
         )
 
     async def resume(self, request: Request) -> Response:
@@ -216,16 +238,20 @@ class Pages:
         fresh = bool(item.pop("fresh", False))
         session.pending().pop(tx_id)
         await self.sessions.save(session)
-        return await self._continue(item["params"], bool(item["pushed"]), session, fresh=fresh)
+        # Resuming follows a sign-in: a form post (or an external provider's) started it.
+        return await self._continue(
+            item["params"], bool(item["pushed"]), session, fresh=fresh, hand_off=True
+        )
 
     async def _continue(
-        self, params: dict[str, str], pushed: bool, session: BrowserSession | None, *, fresh: bool
-    ) -> Response:
+        self, params: dict[str, str], pushed: bool, session: BrowserSession | None, *,
+        fresh: bool, hand_off: bool,
+    ) -> Response:  # fmt: skip
         http = self._auth_http()
         owner = await self._owner(session)
         check = await self.server.check_authorization(http, params, owner, pushed=pushed)
         if check.redirect is not None:
-            return self.client_redirect(check.redirect, session)
+            return self.client_redirect(check.redirect, session, hand_off=hand_off)
         if check.error is not None or check.client is None:
             return self.error_page(400, check.error or "invalid_request", check.description)
         prompts = set(params.get("prompt", "").split())
@@ -235,7 +261,7 @@ class Pages:
 
             error = InvalidRequestError("max_age must be a non-negative integer")
             return self.client_redirect(
-                await self.server.error_redirect(http, params, error), session
+                await self.server.error_redirect(http, params, error), session, hand_off=hand_off
             )
         too_old = (
             max_age is not None
@@ -259,7 +285,7 @@ class Pages:
         ):
             if "none" in prompts:
                 result = await self.server.error_redirect(http, params, LoginRequiredError())
-                return self.client_redirect(result, session)
+                return self.client_redirect(result, session, hand_off=hand_off)
             session = session or await self.sessions.create()
             item = {"kind": "authorize", "params": params, "pushed": pushed}
             if step_up and not (prompts & {"login", "select_account"} or too_old):
@@ -276,14 +302,12 @@ class Pages:
         ):
             if "none" in prompts:
                 result = await self.server.error_redirect(http, params, ConsentRequiredError())
-                return self.client_redirect(result, session)
+                return self.client_redirect(result, session, hand_off=hand_off)
             tx = session.add_pending({"kind": "authorize", "params": params, "pushed": pushed})
             await self.sessions.save(session)
-            origin = _origin(params.get("redirect_uri", ""))
             return self.page(
                 "consent.html",
                 session=session,
-                form_targets=(origin,) if origin else (),
                 client=client.record.name,
                 client_id=client.client_id,
                 scopes=check.scopes,
@@ -293,7 +317,7 @@ class Pages:
                 action=self.ctx.url("/consent"),
             )
         return self.client_redirect(
-            await self.server.finish_authorization(http, params, owner), session
+            await self.server.finish_authorization(http, params, owner), session, hand_off=hand_off
         )
 
     async def consent(self, request: Request) -> Response:
@@ -308,14 +332,14 @@ class Pages:
         params = item["params"]
         if form.get("decision") != "allow":
             result = await self.server.finish_authorization(self._auth_http(), params, None)
-            return self.client_redirect(result, session)
+            return self.client_redirect(result, session, hand_off=True)
         check = await self.server.check_authorization(self._auth_http(), params, owner, pushed=True)
         if check.client is not None:
             await self.ctx.grants.grant_consent(
                 owner.subject, check.client.client_id, frozenset(check.scopes)
             )
         result = await self.server.finish_authorization(self._auth_http(), params, owner)
-        return self.client_redirect(result, session)
+        return self.client_redirect(result, session, hand_off=True)
 
     async def posted(self, request: Request) -> tuple[BrowserSession | None, dict[str, str]]:
         """The session and the posted form; the session is None unless the CSRF token and
@@ -401,7 +425,9 @@ class Pages:
             await self.sessions.delete(session)
             self.ctx.emit({"event": "logout", "subject": session.subject})
         response: Response
-        if result is not None and result.location:
+        if result is not None and result.location and request.method == "POST":
+            response = self.hand_off(result.location)  # the answer to a form post
+        elif result is not None and result.location:
             response = RedirectResponse(result.location, status_code=302)
         else:
             response = self.page("message.html", title="Signed out", text="You are signed out.")

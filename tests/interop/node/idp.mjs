@@ -28,6 +28,9 @@ const { values: opts } = parseArgs({
     roles: { type: 'string', default: '' },
     // With a domain, every account has a verified email <login>@<domain> (scope email).
     'email-domain': { type: 'string', default: '' },
+    // Pages carry `form-action 'self'` plus the redirect URIs' origins, as strict
+    // providers do: Chromium applies it to every redirect after the sign-in form's post.
+    'strict-form-action': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -115,6 +118,14 @@ const provider = new Provider(issuer, {
 });
 // A bug in this harness must show in the test log, not only as a 500.
 provider.on('server_error', (ctx, err) => console.error(err));
+
+if (opts['strict-form-action']) {
+  const origins = [...new Set(opts['redirect-uri'].map((uri) => new URL(uri).origin))];
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.response.is('html')) ctx.set('Content-Security-Policy', `form-action 'self' ${origins.join(' ')}`);
+  });
+}
 
 server.on('request', provider.callback());
 const stop = () => server.close(() => process.exit(0));

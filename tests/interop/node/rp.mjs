@@ -105,6 +105,16 @@ function attributes(tag) {
   return attrs;
 }
 
+// The address of a page's <meta http-equiv="refresh" content="0;url=...">, if any.
+function metaRefresh(html, baseUrl) {
+  for (const match of html.matchAll(/<meta\b([^>]*)>/gi)) {
+    const attrs = attributes(match[1]);
+    const found = /^\s*\d+\s*[;,]\s*url\s*=\s*(.+)$/i.exec(attrs.content ?? '');
+    if ((attrs['http-equiv'] ?? '').toLowerCase() === 'refresh' && found) return new URL(found[1], baseUrl);
+  }
+  return null;
+}
+
 function firstForm(html, baseUrl) {
   const match = /<form\b([^>]*)>([\s\S]*?)<\/form>/i.exec(html);
   if (!match) return null;
@@ -176,6 +186,16 @@ async function browse(url, redirectUri, browser = new Browser()) {
       continue;
     }
     const body = await response.text();
+    // A page that moves on by itself (bastion answers a form post that leaves for the
+    // client this way): the browser follows its <meta http-equiv="refresh">.
+    const refresh = response.ok ? metaRefresh(body, url) : null;
+    if (refresh) {
+      steps.push('meta refresh');
+      if (redirectUri && refresh.href.startsWith(redirectUri)) return { callback: refresh, steps };
+      url = refresh.href;
+      init = {};
+      continue;
+    }
     const form = response.ok ? firstForm(body, url) : null;
     if (!form && redirectUri === null) return { page: { status: response.status, text: text(body) }, steps };
     if (!form) fail('no form and no redirect to follow', { steps, status: response.status, body: body.slice(0, 500) });
