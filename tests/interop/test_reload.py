@@ -91,6 +91,9 @@ def test_granian_reloads_a_good_configuration_and_refuses_a_bad_one(tmp_path: Pa
         write(d, {**data, "storage": {"url": "sqlite:///missing/bastion.db"}})
         os.kill(pid, signal.SIGHUP)
         assert until(lambda: log_of(d).count("reload refused") == 2)
+        # Said why: before, a thread of the check's database driver often printed a
+        # traceback after the reason, and the refusal showed its last lines instead.
+        assert "bastion.db: cannot connect (OperationalError)" in log_of(d)
         for _ in range(20):  # the workers were never replaced: every answer is the old one
             assert decide(d, port, "/v2/x") == 200
     log = log_of(d)
