@@ -11,7 +11,6 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from tests._deploy import Deployment, make_deployment
+from tests._polling import until
 from tests._procs import BASTION, running
 from tests._services import free_port
 
@@ -59,15 +59,6 @@ def write(d: Deployment, data: dict[str, object]) -> None:
 
 def log_of(d: Deployment) -> str:
     return " ".join((d.folder / "serve.log").read_text().split())
-
-
-def until(check: object, seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_granian_reloads_a_good_configuration_and_refuses_a_bad_one(tmp_path: Path) -> None:
