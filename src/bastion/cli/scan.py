@@ -21,6 +21,7 @@ from bastion.scan import (
     ScanResult,
     Severity,
     SpecError,
+    TargetUnreachable,
     parse_auth,
     parse_login,
     run_scan,
@@ -164,7 +165,7 @@ def scan(
         raise _fail(console, str(exc)) from None
     try:
         result = _run(scan_config, console, quiet)
-    except SpecError as exc:
+    except (SpecError, TargetUnreachable) as exc:
         raise _fail(console, str(exc)) from None
     _emit(result, fmt, output, console, quiet)
     worst = result.worst()
