@@ -78,13 +78,19 @@ def test_granian_reloads_a_good_configuration_and_refuses_a_bad_one(tmp_path: Pa
         os.kill(pid, signal.SIGHUP)
         assert until(lambda: "reload refused" in log_of(d))
         assert "a route must list auth methods" in log_of(d)
-        # A configuration whose storage cannot be opened is refused the same way.
+        # A configuration whose storage cannot be opened is refused the same way: one
+        # that is not there, and one that is there but no database (a folder).
         write(d, {**data, "storage": {"url": "sqlite:///missing/bastion.db"}})
         os.kill(pid, signal.SIGHUP)
         assert until(lambda: log_of(d).count("reload refused") == 2)
+        assert "missing/bastion.db: no such file (run 'bastion init' first)" in log_of(d)
+        (d.folder / "folder.db").mkdir()
+        write(d, {**data, "storage": {"url": "sqlite:///folder.db"}})
+        os.kill(pid, signal.SIGHUP)
+        assert until(lambda: log_of(d).count("reload refused") == 3)
         # Said why: before, a thread of the check's database driver often printed a
         # traceback after the reason, and the refusal showed its last lines instead.
-        assert "bastion.db: cannot connect (OperationalError)" in log_of(d)
+        assert "folder.db: cannot connect (OperationalError)" in log_of(d)
         for _ in range(20):  # the workers were never replaced: every answer is the old one
             assert decide(d, port, "/v2/x") == 200
     log = log_of(d)
