@@ -203,3 +203,41 @@ def test_a_target_that_never_answers_in_time_is_an_error(tmp_path: Path) -> None
     assert result.exit_code == 2, out
     assert "answered none of the" in out
     assert "no whole answer within 0.5 s" in out
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "reason"),
+    [
+        ("--openapi", "missing.json", "No such file or directory"),
+        ("--openapi", "folder", "Is a directory"),
+        ("--openapi", "binary.json", "not UTF-8 text"),
+        ("--endpoints", "missing.txt", "No such file or directory"),
+        ("--jwt-wordlist", "missing.txt", "No such file or directory"),
+        ("--ca-bundle", "missing.pem", "No such file or directory"),
+        ("--ca-bundle", "binary.json", "NO_CERTIFICATE_OR_CRL_FOUND"),
+    ],
+)
+def test_a_file_option_that_cannot_be_read_says_why_in_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, value: str, reason: str
+) -> None:
+    # `--openapi missing.json` printed Python's "[Errno 2] No such file or directory".
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
+    result = runner.invoke(app, ["scan", "http://127.0.0.1:1/", "--quiet", option, value])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2, out
+    assert f"error: {option} {value}: {reason}" in out
+    assert "Errno" not in out
+
+
+def test_an_output_folder_that_does_not_exist_is_refused_before_the_scan(
+    pair: dict[str, tuple[str, State]], tmp_path: Path
+) -> None:
+    url, state = pair["fixed"]
+    before = len(state.requests)
+    report = tmp_path / "no" / "report.json"
+    result = runner.invoke(app, ["scan", url, "--format", "json", "--output", str(report)])
+    assert result.exit_code == 2
+    assert f"--output {report}: no folder {report.parent}" in " ".join(result.output.split())
+    assert len(state.requests) == before  # refused before a request was sent
