@@ -25,8 +25,11 @@ from tests._procs import BASTION, running
 from tests._services import free_port
 
 
-def deployment(tmp_path: Path, port: int) -> Deployment:
-    routes = [{"name": "api", "path_prefix": "/api", "auth": ["api_key"]}]
+def deployment(tmp_path: Path, port: int, *, proxied: bool = False) -> Deployment:
+    routes: list[dict[str, object]] = [{"name": "api", "path_prefix": "/api", "auth": ["api_key"]}]
+    if proxied:  # granian then serves ASGI (lifespan) instead of RSGI
+        routes.append({"name": "up", "path_prefix": "/up", "upstream": "http://127.0.0.1:9"})
+        routes[-1]["public"] = True
     listen = {"host": "127.0.0.1", "port": port}
     return asyncio.run(
         make_deployment(tmp_path / "d", "http://127.0.0.1:9", listen=listen, routes=routes)
@@ -121,3 +124,29 @@ def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
         assert until(lambda: up(d, port))
         assert decide(d, port, "/api/x") == 200
         assert Path(f"/proc/{pid}/task/{pid}/children").read_text().split() != children
+
+
+def _workers(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+@pytest.mark.parametrize("proxied", [False, True], ids=["rsgi", "asgi"])
+def test_workers_stopped_by_a_reload_and_at_shutdown_leave_no_traceback(
+    tmp_path: Path, proxied: bool
+) -> None:
+    # A worker that stops closes its database connections before its event loop ends
+    # (a driver thread posting to a closed loop printed a traceback). The old worker is
+    # stopped once the new one serves; then the server stops.
+    port = free_port()
+    d = deployment(tmp_path, port, proxied=proxied)
+    with serving(d, port, "granian") as pid:
+        assert decide(d, port, "/api/x") == 200  # the worker has used its database
+        [old] = _workers(pid)
+        os.kill(pid, signal.SIGHUP)
+        assert until(lambda: _workers(pid) not in ([], [old]) and len(_workers(pid)) == 1)
+        assert decide(d, port, "/api/x") == 200
+    log = log_of(d)
+    assert "reloading" in log
+    assert "Traceback" not in log
+    assert "Event loop is closed" not in log
