@@ -8,9 +8,11 @@ imports: the ASGI server forks its workers from this process.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -54,6 +56,42 @@ def preflight(path: str, text: str) -> str | None:
         return None
     lines = check.stderr.strip().splitlines()
     return "\n".join(lines[-5:]) if lines else f"start-up check failed ({check.returncode})"
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` is not free for this server alone, or None.
+
+    granian's workers listen with SO_REUSEPORT: a second server on a port another one
+    already listened on started as well, and the kernel shared the connections between
+    the two (the same credentials then got 200 or 401 at random). A probe bound without
+    SO_REUSEPORT fails while anyone listens there, with or without it.
+    """
+    try:
+        addresses = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        return f"listen.host {host!r}: cannot resolve it ({exc.strerror})"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            # As every server does: a connection of a stopped server in TIME_WAIT does
+            # not hold the port.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return (
+                        f"{where} is in use: another process listens there (a bastion "
+                        "already running?). Stop it or change listen.port; --reuse-port "
+                        "shares the port on purpose (granian only)"
+                    )
+                if exc.errno == errno.EACCES:
+                    return f"{where}: permission denied (a port below 1024 needs privileges)"
+                # Another address of the name may be unusable here (::1 without IPv6):
+                # the server reports it if it matters.
+    return None
 
 
 def checked_reload() -> bool:

@@ -13,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bastion.cli import app
+from bastion.config import parse_config
 
 runner = CliRunner()
 
@@ -118,8 +119,8 @@ def test_a_redis_namespace_that_could_match_or_nest_in_anothers_is_refused(
     result = runner.invoke(app, ["config", "check", "--config", str(config)])
     assert result.exit_code == 2
     assert "redis_namespace" in result.output
-    config.write_text(yaml.safe_dump({"redis_namespace": "acme-prod.eu_1"}))
-    assert runner.invoke(app, ["config", "check", "--config", str(config)]).exit_code == 0
+    # (config check also wants the key and database serve would: the parse alone here)
+    assert parse_config({"redis_namespace": "acme-prod.eu_1"}).redis_namespace == "acme-prod.eu_1"
 
 
 def test_websocket_settings_are_checked(tmp_path: Path) -> None:
@@ -147,6 +148,7 @@ def test_websocket_settings_are_checked(tmp_path: Path) -> None:
     assert "websockets.max_message_bytes" in out
     origins = ["https://App.Example.com", "http://[::1]:8080"]
     config.write_text(yaml.safe_dump({"routes": [{**route, "websocket_origins": origins}]}))
+    assert runner.invoke(app, ["init", "--config", str(config)]).exit_code == 0
     result = runner.invoke(app, ["config", "check", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "+websocket" in result.output  # the routes table says which routes accept them
@@ -192,3 +194,79 @@ def test_a_config_too_large_to_hand_to_the_workers_is_refused(
     result = runner.invoke(app, ["serve", "--config", str(config)])
     assert result.exit_code == 2
     assert "larger than 120 KiB" in " ".join(result.output.split())
+
+
+def _check(config: Path) -> tuple[int, str]:
+    result = runner.invoke(app, ["config", "check", "--config", str(config)])
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_config_check_fails_as_serve_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # It said "config OK" for a config whose master key file was missing or empty, and
+    # `bastion serve` then failed: it now builds the gateway once, as serve does.
+    monkeypatch.delenv("BASTION_MASTER_KEY", raising=False)
+    config = tmp_path / "bastion.yaml"
+    assert runner.invoke(app, ["init", "--config", str(config)]).exit_code == 0
+    key = tmp_path / "bastion.key"
+    good = key.read_text()
+    key.unlink()
+    code, out = _check(config)
+    assert code == 2
+    assert f"{key}: master key file not found (run 'bastion init'" in out
+    assert "config OK" not in out
+    key.write_text("")
+    code, out = _check(config)
+    assert code == 2
+    assert "master key must be 32 bytes, base64url-encoded" in out
+    key.write_text(good)
+    (tmp_path / "bastion.db").unlink()
+    code, out = _check(config)
+    assert code == 2
+    assert "bastion.db: no such file (run 'bastion init' first)" in out
+    assert not (tmp_path / "bastion.db").exists()  # the check did not create it empty
+    assert runner.invoke(app, ["init", "--config", str(config)]).exit_code == 0
+    code, out = _check(config)
+    assert code == 0, out
+    assert "config OK" in out
+
+
+def test_init_refuses_a_missing_folder_unless_asked(tmp_path: Path) -> None:
+    # It created /new/dir silently: a typo in a path became a directory tree.
+    config = tmp_path / "new" / "dir" / "bastion.yaml"
+    refused = runner.invoke(app, ["init", "--config", str(config)])
+    assert refused.exit_code == 2
+    message = " ".join(refused.output.split())
+    assert (
+        f"{config.parent} (for bastion.yaml) does not exist: create it, or pass --create-dirs"
+        in message
+    )
+    assert not (tmp_path / "new").exists()
+    made = runner.invoke(app, ["init", "--config", str(config), "--create-dirs"])
+    assert made.exit_code == 0, made.output
+    assert f"created {config.parent}" in " ".join(made.output.split())
+    assert (config.parent / "bastion.key").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "folder", "holds"),
+    [
+        ("secrets:\n  master_key_file: keys/bastion.key\n", "keys", "the master key"),
+        ("storage:\n  url: sqlite:///data/bastion.db\n", "data", "the SQLite database"),
+    ],
+)
+def test_init_refuses_a_missing_folder_the_config_names(
+    tmp_path: Path, setting: str, folder: str, holds: str
+) -> None:
+    # The key file's folder missing ended in a traceback; the database's in a driver error.
+    config = tmp_path / "bastion.yaml"
+    config.write_text(setting)
+    refused = runner.invoke(app, ["init", "--config", str(config)])
+    assert refused.exit_code == 2
+    message = " ".join(refused.output.split())
+    assert f"{tmp_path / folder} (for {holds}) does not exist" in message
+    assert "Traceback" not in message
+    made = runner.invoke(app, ["init", "--config", str(config), "--create-dirs"])
+    assert made.exit_code == 0, made.output
+    assert (tmp_path / folder).is_dir()
+    if folder == "keys":
+        assert (tmp_path / folder).stat().st_mode & 0o777 == 0o700

@@ -11,7 +11,6 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,12 +20,16 @@ import pytest
 import yaml
 
 from tests._deploy import Deployment, make_deployment
+from tests._polling import until
 from tests._procs import BASTION, running
 from tests._services import free_port
 
 
-def deployment(tmp_path: Path, port: int) -> Deployment:
-    routes = [{"name": "api", "path_prefix": "/api", "auth": ["api_key"]}]
+def deployment(tmp_path: Path, port: int, *, proxied: bool = False) -> Deployment:
+    routes: list[dict[str, object]] = [{"name": "api", "path_prefix": "/api", "auth": ["api_key"]}]
+    if proxied:  # granian then serves ASGI (lifespan) instead of RSGI
+        routes.append({"name": "up", "path_prefix": "/up", "upstream": "http://127.0.0.1:9"})
+        routes[-1]["public"] = True
     listen = {"host": "127.0.0.1", "port": port}
     return asyncio.run(
         make_deployment(tmp_path / "d", "http://127.0.0.1:9", listen=listen, routes=routes)
@@ -61,15 +64,6 @@ def log_of(d: Deployment) -> str:
     return " ".join((d.folder / "serve.log").read_text().split())
 
 
-def until(check: object, seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_granian_reloads_a_good_configuration_and_refuses_a_bad_one(tmp_path: Path) -> None:
     port = free_port()
     d = deployment(tmp_path, port)
@@ -87,10 +81,19 @@ def test_granian_reloads_a_good_configuration_and_refuses_a_bad_one(tmp_path: Pa
         os.kill(pid, signal.SIGHUP)
         assert until(lambda: "reload refused" in log_of(d))
         assert "a route must list auth methods" in log_of(d)
-        # A configuration whose storage cannot be opened is refused the same way.
+        # A configuration whose storage cannot be opened is refused the same way: one
+        # that is not there, and one that is there but no database (a folder).
         write(d, {**data, "storage": {"url": "sqlite:///missing/bastion.db"}})
         os.kill(pid, signal.SIGHUP)
         assert until(lambda: log_of(d).count("reload refused") == 2)
+        assert "missing/bastion.db: no such file (run 'bastion init' first)" in log_of(d)
+        (d.folder / "folder.db").mkdir()
+        write(d, {**data, "storage": {"url": "sqlite:///folder.db"}})
+        os.kill(pid, signal.SIGHUP)
+        assert until(lambda: log_of(d).count("reload refused") == 3)
+        # Said why: before, a thread of the check's database driver often printed a
+        # traceback after the reason, and the refusal showed its last lines instead.
+        assert "folder.db: cannot connect (OperationalError)" in log_of(d)
         for _ in range(20):  # the workers were never replaced: every answer is the old one
             assert decide(d, port, "/v2/x") == 200
     log = log_of(d)
@@ -121,3 +124,29 @@ def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
         assert until(lambda: up(d, port))
         assert decide(d, port, "/api/x") == 200
         assert Path(f"/proc/{pid}/task/{pid}/children").read_text().split() != children
+
+
+def _workers(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+@pytest.mark.parametrize("proxied", [False, True], ids=["rsgi", "asgi"])
+def test_workers_stopped_by_a_reload_and_at_shutdown_leave_no_traceback(
+    tmp_path: Path, proxied: bool
+) -> None:
+    # A worker that stops closes its database connections before its event loop ends
+    # (a driver thread posting to a closed loop printed a traceback). The old worker is
+    # stopped once the new one serves; then the server stops.
+    port = free_port()
+    d = deployment(tmp_path, port, proxied=proxied)
+    with serving(d, port, "granian") as pid:
+        assert decide(d, port, "/api/x") == 200  # the worker has used its database
+        [old] = _workers(pid)
+        os.kill(pid, signal.SIGHUP)
+        assert until(lambda: _workers(pid) not in ([], [old]) and len(_workers(pid)) == 1)
+        assert decide(d, port, "/api/x") == 200
+    log = log_of(d)
+    assert "reloading" in log
+    assert "Traceback" not in log
+    assert "Event loop is closed" not in log

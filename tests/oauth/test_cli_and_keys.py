@@ -87,6 +87,23 @@ def test_clients_create_refuses_bad_metadata(config: Path) -> None:
     assert "public client" in public.output
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"), [(None, "No such file or directory"), ("{oops", "not JSON")]
+)
+def test_clients_create_says_why_a_jwks_file_cannot_be_read(
+    config: Path, content: str | None, reason: str
+) -> None:
+    jwks = config.parent / "jwks.json"
+    if content is not None:
+        jwks.write_text(content)
+    args = ["--name", "k", "--auth", "private_key_jwt", "--jwks-file", str(jwks)]
+    result = invoke(config, "clients", "create", *args)
+    assert result.exit_code == 1
+    out = " ".join(result.output.split())
+    assert f"error: --jwks-file {jwks}: {reason}" in out
+    assert "Errno" not in out
+
+
 def test_jwks_rotate_publishes_ahead_and_list_shows_states(config: Path) -> None:
     assert invoke(config, "jwks", "list").exit_code == 0
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
+import socketserver
+import struct
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,6 +16,7 @@ from typer.testing import CliRunner
 
 from bastion.cli import app
 from bastion.cli.scan import self_target
+from tests._services import free_port
 from tests.scan._servers import ServerThread
 from tests.scan.vulnapi import API, State, VulnConfig, make_app
 
@@ -134,3 +140,104 @@ def test_self_scan_derives_the_url_from_bastion_yaml(
     assert planned
     assert all(f"127.0.0.1:{port}" in line for line in planned)
     assert len(state.requests) == before
+
+
+class _Rude(socketserver.BaseRequestHandler):
+    """Accepts each connection and gives no HTTP answer on it."""
+
+    def handle(self) -> None:
+        mode = self.server.mode  # type: ignore[attr-defined]
+        if mode == "garbage":  # another protocol on the port
+            self.request.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+        elif mode == "reset":  # a connection reset instead of a close
+            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # "close": closed at once, nothing sent
+
+
+@contextmanager
+def rude_server(mode: str) -> Iterator[str]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Rude)
+    server.daemon_threads = True
+    server.mode = mode  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _unreachable(url: str) -> str:
+    result = runner.invoke(app, ["scan", url, "--fail-on", "low", "--rps", "200"])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2, out
+    assert "finding(s)" not in out  # no report of a scan that never happened
+    assert f"error: {url} answered none of the" in out
+    return out
+
+
+def test_nothing_listening_is_an_error_not_a_clean_scan() -> None:
+    out = _unreachable(f"http://127.0.0.1:{free_port()}/")
+    assert "(last: Connection refused)" in out
+    assert "is it running, and is the URL right?" in out
+
+
+@pytest.mark.parametrize("mode", ["close", "reset", "garbage"])
+def test_a_target_that_never_answers_http_is_an_error(mode: str) -> None:
+    with rude_server(mode) as url:
+        _unreachable(url)
+
+
+def test_a_target_that_never_answers_in_time_is_an_error(tmp_path: Path) -> None:
+    endpoints = tmp_path / "endpoints.txt"
+    endpoints.write_text("GET /api/orders\n")
+    with socket.socket() as silent:  # accepts (the backlog) and never reads or answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        args = ["scan", url, "--endpoints", str(endpoints), "--checks", "trace_method"]
+        result = runner.invoke(app, [*args, "--timeout", "0.5", "--rps", "200"])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2, out
+    assert "answered none of the" in out
+    assert "no whole answer within 0.5 s" in out
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "reason"),
+    [
+        ("--openapi", "missing.json", "No such file or directory"),
+        ("--openapi", "folder", "Is a directory"),
+        ("--openapi", "binary.json", "not UTF-8 text"),
+        ("--endpoints", "missing.txt", "No such file or directory"),
+        ("--jwt-wordlist", "missing.txt", "No such file or directory"),
+        ("--ca-bundle", "missing.pem", "No such file or directory"),
+        ("--ca-bundle", "binary.json", "NO_CERTIFICATE_OR_CRL_FOUND"),
+    ],
+)
+def test_a_file_option_that_cannot_be_read_says_why_in_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, value: str, reason: str
+) -> None:
+    # `--openapi missing.json` printed Python's "[Errno 2] No such file or directory".
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
+    result = runner.invoke(app, ["scan", "http://127.0.0.1:1/", "--quiet", option, value])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2, out
+    assert f"error: {option} {value}: {reason}" in out
+    assert "Errno" not in out
+
+
+def test_an_output_folder_that_does_not_exist_is_refused_before_the_scan(
+    pair: dict[str, tuple[str, State]], tmp_path: Path
+) -> None:
+    url, state = pair["fixed"]
+    before = len(state.requests)
+    report = tmp_path / "no" / "report.json"
+    result = runner.invoke(app, ["scan", url, "--format", "json", "--output", str(report)])
+    assert result.exit_code == 2
+    assert f"--output {report}: no folder {report.parent}" in " ".join(result.output.split())
+    assert len(state.requests) == before  # refused before a request was sent

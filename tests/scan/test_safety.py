@@ -10,7 +10,15 @@ from typing import ClassVar
 import httpx
 import pytest
 
-from bastion.scan import OriginRefused, ScanConfig, Severity, Target, parse_login, run_scan
+from bastion.scan import (
+    OriginRefused,
+    ScanConfig,
+    Severity,
+    Target,
+    TargetUnreachable,
+    parse_login,
+    run_scan,
+)
 from bastion.scan._context import ScanContext
 from bastion.scan._model import Owasp
 from bastion.scan.checks import Check
@@ -159,12 +167,13 @@ async def test_dry_run_lists_every_request_known_without_answers(
     assert "depends on an answer" in result.plan_notes["bola"]
 
 
-async def test_network_failures_are_not_findings() -> None:
+async def test_network_failures_are_not_findings_nor_a_clean_scan() -> None:
     from tests._services import free_port
 
     url = f"http://127.0.0.1:{free_port()}/"  # nothing listens here
-    result = await run_scan(ScanConfig(base_url=url, rps=0, timeout=1))
-    assert result.findings == []
+    # Not "0 findings" either (that read as a clean target): an error saying why.
+    with pytest.raises(TargetUnreachable, match=r"answered none .*Connection refused"):
+        await run_scan(ScanConfig(base_url=url, rps=0, timeout=1))
 
 
 def test_unsafe_methods_are_not_sent_by_default(target: tuple[str, State]) -> None:

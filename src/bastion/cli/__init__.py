@@ -1,6 +1,12 @@
-"""The ``bastion`` command line (Typer + Rich)."""
+"""The ``bastion`` command line (Typer + Rich).
+
+Importing it loads Typer, Rich and each command's options only: a command imports what
+it needs (the store, the gateway, the scanner) when it runs (see cli/_common.py).
+"""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -13,6 +19,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from bastion import __version__
+
+        print(f"bastion {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """API authentication done right: gateway, authorization server and scanner."""
+
+
 app.command(name="init")(config_cmd.init)
 app.command(name="serve")(serve.serve)
 app.command(name="demo")(demo.demo)

@@ -8,25 +8,34 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from bastion.cli._common import DEFAULT_CONFIG, ConfigPath, err, fail, out, run_command, split_list
-from bastion.oauth.clients import (
-    ClientStore,
-    CreatedClient,
-    InvalidClientMetadata,
-    record_from_metadata,
+from bastion.cli._common import (
+    DEFAULT_CONFIG,
+    ConfigPath,
+    JsonOutput,
+    err,
+    fail,
+    out,
+    print_json,
+    read_text,
+    run_command,
+    split_list,
 )
-from bastion.store import StoreContext
+
+if TYPE_CHECKING:
+    from bastion.oauth.clients import ClientStore, CreatedClient
+    from bastion.store import StoreContext
 
 app = typer.Typer(no_args_is_help=True)
 
 
 def _store(ctx: StoreContext) -> ClientStore:
+    from bastion.oauth.clients import ClientStore
+
     return ClientStore(ctx.engine, ctx.keyring.client_secret_hmac)
 
 
@@ -72,6 +81,8 @@ def create(
     config: ConfigPath = DEFAULT_CONFIG,
 ) -> None:
     """Register a client; print its secret once (confidential secret clients only)."""
+    from bastion.oauth.clients import InvalidClientMetadata, record_from_metadata
+
     grant_types = [
         "urn:ietf:params:oauth:grant-type:device_code" if g == "device_code" else g
         for g in split_list(grants)
@@ -94,9 +105,11 @@ def create(
         data["access_token_ttl"] = access_token_ttl
     if jwks_file is not None:
         try:
-            data["jwks"] = json.loads(jwks_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            fail(f"{jwks_file}: {exc}", 1)
+            data["jwks"] = json.loads(read_text(jwks_file, "--jwks-file"))
+        except json.JSONDecodeError as exc:
+            fail(f"--jwks-file {jwks_file}: not JSON ({exc.msg}, line {exc.lineno})", 1)
+        except ValueError as exc:
+            fail(str(exc), 1)
     try:
         record = record_from_metadata(data)
     except InvalidClientMetadata as exc:
@@ -105,9 +118,14 @@ def create(
 
 
 @app.command("list")
-def list_clients(config: ConfigPath = DEFAULT_CONFIG) -> None:
+def list_clients(as_json: JsonOutput = False, config: ConfigPath = DEFAULT_CONFIG) -> None:
     """List clients (never a secret or its hash)."""
+    from rich.table import Table
+
     records = run_command(config, lambda ctx: _store(ctx).list())
+    if as_json:  # the admin API's client metadata (RFC 7591 names), never the secret
+        print_json([rec.as_dict() for rec in records])
+        return
     table = Table("client_id", "name", "auth", "grants", "scopes", "redirect URIs", "tokens")
     for rec in records:
         table.add_row(

@@ -8,18 +8,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
-from joserfc.jwk import ECKey
 
 from bastion.cli._common import fail, out, run
 from bastion.cli.config_cmd import prepare_storage
 from bastion.cli.serve import Server, load_checked, run_server
-from bastion.config import Config, load_config
-from bastion.keyring import generate_master_key_file
-from bastion.tokens.mint import mint_jwt
+
+if TYPE_CHECKING:
+    from bastion.config import Config
 
 DEMO_ISSUER = "https://issuer.bastion-demo.test"
 DEMO_AUDIENCE = "demo-api"
@@ -69,6 +67,9 @@ def demo_config(port: int, upstream_port: int, issuer_jwk: dict[str, Any]) -> di
 
 
 def _write_config(folder: Path, port: int, upstream_port: int) -> Path:
+    import yaml
+    from joserfc.jwk import ECKey
+
     config_file = folder / "bastion.yaml"
     issuer_file = folder / "demo-issuer.jwk.json"
     if not issuer_file.exists():
@@ -84,9 +85,12 @@ def _write_config(folder: Path, port: int, upstream_port: int) -> Path:
 
 
 async def _credentials(config: Config, folder: Path) -> dict[str, str]:
+    import yaml
+
     from bastion.credentials._passwords import hash_password
     from bastion.credentials.apikey import ApiKeys
     from bastion.store import RecordExists, open_store
+    from bastion.tokens.mint import mint_jwt
 
     await prepare_storage(config)
     password = secrets.token_urlsafe(12)
@@ -148,6 +152,9 @@ def demo(
     server: Annotated[Server, typer.Option(help="ASGI server.")] = Server.GRANIAN,
 ) -> None:
     """Start the gateway in front of a demo echo API and print a curl line per credential."""
+    from bastion.config import load_config
+    from bastion.keyring import generate_master_key_file
+
     folder.mkdir(parents=True, exist_ok=True)
     config_file = _write_config(folder, port, upstream_port)
     key_file = folder / "bastion.key"

@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from bastion.cli._common import DEFAULT_CONFIG, ConfigPath, err, fail, out, run_command, when
+from bastion.cli._common import (
+    DEFAULT_CONFIG,
+    ConfigPath,
+    JsonOutput,
+    err,
+    fail,
+    iso,
+    out,
+    print_json,
+    run_command,
+    when,
+)
 from bastion.cli.keys import parse_duration
-from bastion.oauth.keys import key_states, list_oauth_keys, rotate_oauth_keys
-from bastion.store import StoreContext
-from bastion.store.engine import session_factory
-from bastion.store.models import SigningKey
+
+if TYPE_CHECKING:
+    from bastion.store import StoreContext
+    from bastion.store.models import SigningKey
 
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command("list")
-def list_keys(config: ConfigPath = DEFAULT_CONFIG) -> None:
+def list_keys(as_json: JsonOutput = False, config: ConfigPath = DEFAULT_CONFIG) -> None:
     """List signing keys: pending (published, not signing yet), active, retiring, expired."""
+    from rich.table import Table
+
+    from bastion.oauth.keys import key_states, list_oauth_keys
+    from bastion.store.engine import session_factory
 
     async def body(ctx: StoreContext) -> list[SigningKey]:
         async with session_factory(ctx.engine)() as session:
@@ -28,8 +42,22 @@ def list_keys(config: ConfigPath = DEFAULT_CONFIG) -> None:
 
     rows = run_command(config, body)
     now = datetime.now(UTC)
-    table = Table("kid", "alg", "state", "signs from", "published until")
     states = key_states(rows, now)
+    if as_json:  # docs/deployment.md#scripting: never key material
+        print_json(
+            [
+                {
+                    "kid": row.kid,
+                    "alg": row.alg,
+                    "state": states[row.kid],
+                    "active_from": iso(row.active_from),
+                    "retire_after": iso(row.retire_after),
+                }
+                for row in rows
+            ]
+        )
+        return
+    table = Table("kid", "alg", "state", "signs from", "published until")
     for row in rows:
         table.add_row(
             row.kid,
@@ -54,6 +82,9 @@ def rotate(
     config: ConfigPath = DEFAULT_CONFIG,
 ) -> None:
     """Add a new key per algorithm; the old ones stay published until their tokens expire."""
+    from bastion.oauth.keys import rotate_oauth_keys
+    from bastion.store.engine import session_factory
+
     try:
         ahead = parse_duration(publish_ahead) if publish_ahead and publish_ahead != "0" else None
     except ValueError as exc:

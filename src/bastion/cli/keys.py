@@ -9,24 +9,28 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from bastion.cli._common import (
     DEFAULT_CONFIG,
     ConfigPath,
+    JsonOutput,
     err,
     fail,
+    iso,
     out,
+    print_json,
     run_command,
     split_list,
     when,
 )
-from bastion.credentials.apikey import ApiKeys, IssuedKey, Lifetime
-from bastion.store import ApiKeyRecord, StoreContext
+
+if TYPE_CHECKING:
+    from bastion.credentials.apikey import ApiKeys, IssuedKey, Lifetime
+    from bastion.store import ApiKeyRecord, StoreContext
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -101,6 +105,8 @@ def _show_once(issued: IssuedKey) -> None:
 
 
 def _api_keys(ctx: StoreContext) -> ApiKeys:
+    from bastion.credentials.apikey import ApiKeys
+
     return ApiKeys.from_keyring(ctx.api_keys, ctx.keyring, ctx.config.api_keys)
 
 
@@ -146,16 +152,40 @@ def create(
     _show_once(run_command(config, body))
 
 
+def key_json(rec: ApiKeyRecord, now: datetime) -> dict[str, Any]:
+    """One key in ``keys list --json`` (docs/deployment.md#scripting): never the key or
+    its hash."""
+    return {
+        "key_id": rec.key_id,
+        "name": rec.name,
+        "subject": rec.subject,
+        "scopes": list(rec.scopes),
+        "roles": list(rec.roles),
+        "status": rec.status(now),
+        "replaced_by": rec.replaced_by,
+        "created_at": iso(rec.created_at),
+        "expires_at": iso(rec.expires_at),
+        "last_used_at": iso(rec.last_used_at),
+        "revoked_at": iso(rec.revoked_at),
+    }
+
+
 @app.command("list")
 def list_keys(
     subject: Annotated[str | None, typer.Option("--subject", help="Only this subject's.")] = None,
+    as_json: JsonOutput = False,
     config: ConfigPath = DEFAULT_CONFIG,
 ) -> None:
     """List API keys (never the key or its hash)."""
+    from rich.table import Table
+
     records: tuple[ApiKeyRecord, ...] = run_command(
         config, lambda ctx: ctx.api_keys.list(subject=subject)
     )
     now = _now()
+    if as_json:
+        print_json([key_json(rec, now) for rec in records])
+        return
     table = Table("key_id", "name", "subject", "scopes", "expires", "last used", "status")
     for rec in records:
         status = rec.status(now)
@@ -193,6 +223,8 @@ def rotate(
     config: ConfigPath = DEFAULT_CONFIG,
 ) -> None:
     """Replace a key by a new one with the same scopes and roles; print the new key once."""
+    from bastion.credentials.apikey import Lifetime
+
     try:
         overlap_for = parse_duration(overlap) if overlap.strip() != "0" else timedelta(0)
         expires_at: datetime | Lifetime | None = (

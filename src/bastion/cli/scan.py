@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import ssl
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bastion.cli._common import read_text
 from bastion.errors import ConfigError
-from bastion.scan import (
-    FORMATS,
-    IdentityError,
-    ScanConfig,
-    ScanOptions,
-    ScanResult,
-    Severity,
-    SpecError,
-    parse_auth,
-    parse_login,
-    run_scan,
-    select_checks,
-)
-from bastion.scan.reports.terminal import summary
+
+if TYPE_CHECKING:
+    import ssl
+
+    from bastion.scan import ScanConfig, ScanResult
 
 USAGE = 2
 FOUND = 1
+FORMAT_NAMES = ("json", "sarif", "html")  # bastion.scan.FORMATS, not imported to start
 
 
 def _fail(console: Console, message: str) -> typer.Exit:
@@ -56,11 +46,17 @@ def self_target(config_path: Path) -> tuple[str, str | None]:
 
 
 def _verify(ca_bundle: str | None, insecure: bool) -> bool | ssl.SSLContext:
+    import ssl
+
     if insecure:
         return False
     ctx = ssl.create_default_context()
     if ca_bundle:
-        ctx.load_verify_locations(ca_bundle)
+        try:
+            ctx.load_verify_locations(ca_bundle)
+        except OSError as exc:  # ssl.SSLError too: a file that holds no certificate
+            reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+            raise ValueError(f"--ca-bundle {ca_bundle}: {reason}") from None
     return ctx
 
 
@@ -122,9 +118,13 @@ def scan(
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
     """Scan an HTTP API for authentication and authorization gaps."""
+    from bastion.scan import IdentityError, Severity, SpecError, TargetUnreachable
+
     console = Console(stderr=True)
-    if fmt not in {"terminal", *FORMATS}:
+    if fmt not in {"terminal", *FORMAT_NAMES}:
         raise _fail(console, f"--format {fmt!r}: use terminal, json, sarif or html")
+    if output is not None and not output.parent.is_dir():  # found out before the scan
+        raise _fail(console, f"--output {output}: no folder {output.parent}")
     threshold = None
     if fail_on:
         try:
@@ -160,13 +160,16 @@ def scan(
             allow_unsafe,
             http_port or [80],
         )
-    except (IdentityError, ValueError, OSError, SpecError) as exc:
+    except (IdentityError, ValueError, SpecError) as exc:
         raise _fail(console, str(exc)) from None
     try:
         result = _run(scan_config, console, quiet)
-    except SpecError as exc:
+    except (SpecError, TargetUnreachable) as exc:
         raise _fail(console, str(exc)) from None
-    _emit(result, fmt, output, console, quiet)
+    try:
+        _emit(result, fmt, output, console, quiet)
+    except OSError as exc:
+        raise _fail(console, f"--output {output}: {exc.strerror or type(exc).__name__}") from None
     worst = result.worst()
     if threshold is not None and worst is not None and worst >= threshold:
         raise typer.Exit(code=FOUND)
@@ -192,6 +195,15 @@ def _build(
     allow_unsafe: bool,
     http_port: list[int],
 ) -> ScanConfig:
+    from bastion.scan import (
+        IdentityError,
+        ScanConfig,
+        ScanOptions,
+        parse_auth,
+        parse_login,
+        select_checks,
+    )
+
     identities = [parse_auth(a) for a in auth]
     logins = [parse_login(item) for item in login]
     names = [i.name for i in identities] + [n for n, _ in logins]
@@ -208,12 +220,11 @@ def _build(
         if openapi.startswith(("http://", "https://", "/")) and not Path(openapi).is_file():
             openapi_path = openapi
         else:
-            openapi_text = Path(openapi).read_text(encoding="utf-8")
+            openapi_text = read_text(Path(openapi), "--openapi")
     words: tuple[str, ...] = ()
     if jwt_wordlist:
-        words = tuple(
-            w.strip() for w in jwt_wordlist.read_text(encoding="utf-8").splitlines() if w.strip()
-        )
+        lines = read_text(jwt_wordlist, "--jwt-wordlist").splitlines()
+        words = tuple(w.strip() for w in lines if w.strip())
     return ScanConfig(
         base_url=base_url,
         identities=identities,
@@ -221,7 +232,7 @@ def _build(
         admins=admin,
         openapi_text=openapi_text,
         openapi_path=openapi_path,
-        endpoints_text=endpoints.read_text(encoding="utf-8") if endpoints else None,
+        endpoints_text=read_text(endpoints, "--endpoints") if endpoints else None,
         checks=only,
         skip_checks=skip,
         rps=rps,
@@ -240,6 +251,12 @@ def _build(
 
 
 def _run(config: ScanConfig, console: Console, quiet: bool) -> ScanResult:
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bastion.scan import run_scan
+
     if quiet:
         return asyncio.run(run_scan(config))
     with Progress(
@@ -260,6 +277,9 @@ def _run(config: ScanConfig, console: Console, quiet: bool) -> ScanResult:
 
 
 def _emit(result: ScanResult, fmt: str, output: Path | None, console: Console, quiet: bool) -> None:
+    from bastion.scan import FORMATS
+    from bastion.scan.reports.terminal import summary
+
     if not quiet:
         summary(console, result)
     if fmt == "terminal":

@@ -8,16 +8,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bastion._env import CONFIG_ENV, CONFIG_TEXT_ENV
-from bastion._server import preflight
 from bastion.cli._common import DEFAULT_CONFIG, ConfigPath, err, fail, out
-from bastion.config import Config, load_config, read_config_text
 from bastion.errors import BastionError
-from bastion.gateway._rsgi import wants_rsgi
+
+if TYPE_CHECKING:
+    from bastion.config import Config
 
 
 class Server(enum.StrEnum):
@@ -25,10 +25,13 @@ class Server(enum.StrEnum):
     UVICORN = "uvicorn"
 
 
-def load_checked(config_path: Path) -> Config:
-    """The validated config, after the whole gateway was built once in a child process
-    (see bastion.cli._preflight) so a bad key file or database fails here, in one line.
-    The checked text is handed on to the server's workers (bastion._env)."""
+def checked_config(config_path: Path) -> tuple[Config, str]:
+    """The validated config and its text, after the whole gateway was built once from
+    it in a child process (see bastion.cli._preflight): a bad key file or database
+    fails here, in one line, as it would in every worker."""
+    from bastion._server import preflight
+    from bastion.config import load_config, read_config_text
+
     path = str(config_path.resolve())
     try:
         text = read_config_text(config_path)
@@ -38,12 +41,20 @@ def load_checked(config_path: Path) -> Config:
     problem = preflight(path, text)
     if problem is not None:
         fail(problem)
-    os.environ[CONFIG_ENV] = path
+    return config, text
+
+
+def load_checked(config_path: Path) -> Config:
+    """:func:`checked_config`, its text handed on to the server's workers (bastion._env)."""
+    config, text = checked_config(config_path)
+    os.environ[CONFIG_ENV] = str(config_path.resolve())
     os.environ[CONFIG_TEXT_ENV] = text
     return config
 
 
 def server_spec(config: Config) -> dict[str, Any]:
+    from bastion.gateway._rsgi import wants_rsgi
+
     listen, tls = config.listen, config.listen.tls
     return {
         # granian: RSGI when no route is proxied (cheaper per request; see _rsgi.py).
@@ -64,13 +75,23 @@ def server_spec(config: Config) -> dict[str, Any]:
 
 
 def run_server(
-    config_path: Path, config: Config, server: Server, *, replace_process: bool = False
+    config_path: Path,
+    config: Config,
+    server: Server,
+    *,
+    replace_process: bool = False,
+    reuse_port: bool = False,
 ) -> None:
     """Serve the gateway. With ``replace_process`` this process becomes the server
-    (``exec``), dropping the CLI's imports from the parent of the server's workers."""
+    (``exec``), dropping the CLI's imports from the parent of the server's workers;
+    with ``reuse_port`` it may share a port another granian listens on."""
+    from bastion._server import port_problem
+
     listen = config.listen
     scheme = "https" if listen.tls else "http"
     spec = server_spec(config)
+    if reuse_port and server is Server.UVICORN:
+        fail("--reuse-port needs granian (the default): uvicorn binds without SO_REUSEPORT")
     if server is Server.UVICORN and importlib.util.find_spec("uvicorn") is None:
         fail("uvicorn is not installed (pip install uvicorn)")
     if server is Server.UVICORN and spec["min_tls"] == "1.3":
@@ -84,6 +105,9 @@ def run_server(
         fail("routes accept WebSockets: uvicorn needs wsproto for them (pip install wsproto)")
     if server is Server.UVICORN and spec["http2"]:
         fail("listen.http2 needs granian (the default): uvicorn serves HTTP/1.1 only here")
+    problem = None if reuse_port else port_problem(listen.host, listen.port)
+    if problem is not None:
+        fail(problem)
     # granian serves RSGI when no route is proxied (docs/deployment.md), else ASGI.
     kind = f"granian {spec['interface'].upper()}" if server is Server.GRANIAN else server.value
     out.print(
@@ -108,7 +132,15 @@ def run_server(
 def serve(
     config: ConfigPath = DEFAULT_CONFIG,
     server: Annotated[Server, typer.Option(help="ASGI server to run.")] = Server.GRANIAN,
+    reuse_port: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-port",
+            help="Share listen.port with other granian processes on purpose (the kernel "
+            "spreads connections over them); without it a port in use is refused.",
+        ),
+    ] = False,
 ) -> None:
     """Run the gateway: reverse proxy, forward-auth endpoint, /metrics, /healthz, /readyz."""
     loaded = load_checked(config)
-    run_server(config, loaded, server, replace_process=True)
+    run_server(config, loaded, server, replace_process=True, reuse_port=reuse_port)

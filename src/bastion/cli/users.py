@@ -4,36 +4,53 @@ from __future__ import annotations
 
 import sys
 import unicodedata
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
-from rich.table import Table
 from rich.text import Text
-from sqlalchemy import Table as SqlTable
-from sqlalchemy import update
 
 from bastion.cli._common import (
     DEFAULT_CONFIG,
     ConfigPath,
+    JsonOutput,
     err,
     fail,
+    iso,
     out,
+    print_json,
     run_command,
     split_list,
     when,
 )
-from bastion.credentials._passwords import hash_password
-from bastion.credentials.basic import check_password, check_username
-from bastion.identity import Factors, IdentityStore, password_problems
-from bastion.model import system_clock
-from bastion.store import StoreContext, UserRecord
-from bastion.store._db import RecordNotFound, db_errors, now_utc
-from bastion.store.models import User
+
+if TYPE_CHECKING:
+    from bastion.identity import Factors, IdentityStore
+    from bastion.store import StoreContext, UserRecord
 
 app = typer.Typer(no_args_is_help=True)
 
 
+def _identity(ctx: StoreContext) -> IdentityStore:
+    from bastion.identity import IdentityStore
+
+    return IdentityStore(ctx.engine, ctx.keyring)
+
+
+def _hash(password: str) -> str:
+    from bastion.credentials._passwords import hash_password
+
+    return hash_password(password)
+
+
+def _not_found(username: str) -> Exception:
+    from bastion.store._db import RecordNotFound
+
+    return RecordNotFound(f"no user {username!r}", detail=f"no user {username!r}")
+
+
 def _username(name: str) -> str:
+    from bastion.credentials.basic import check_username
+
     try:
         return check_username(name)
     except ValueError as exc:
@@ -42,6 +59,9 @@ def _username(name: str) -> str:
 
 def _read_password(from_stdin: bool, username: str) -> str:
     """The new password, checked against the NIST SP 800-63B policy (docs/mfa.md)."""
+    from bastion.credentials.basic import check_password
+    from bastion.identity import password_problems
+
     if from_stdin:
         password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
     else:
@@ -98,6 +118,13 @@ def _profile(email: str | None, name: str | None, verified: bool | None) -> dict
 
 
 async def _set_profile(ctx: StoreContext, username: str, values: dict[str, Any]) -> None:
+    from sqlalchemy import Table as SqlTable
+    from sqlalchemy import update
+
+    from bastion.model import system_clock
+    from bastion.store._db import db_errors, now_utc
+    from bastion.store.models import User
+
     users = cast(SqlTable, User.__table__)
     statement = (
         update(users)
@@ -108,7 +135,7 @@ async def _set_profile(ctx: StoreContext, username: str, values: dict[str, Any])
         async with ctx.engine.begin() as conn:
             result = await conn.execute(statement)
     if result.rowcount == 0:
-        raise RecordNotFound(f"no user {username!r}", detail=f"no user {username!r}")
+        raise _not_found(username)
 
 
 @app.command("add")
@@ -124,7 +151,7 @@ def add(
     """Add a user; the password is prompted for (hidden, twice) or read from stdin."""
     name = _username(username)
     profile = _profile(email, display_name, email_verified)
-    password_hash = hash_password(_read_password(password_stdin, name))
+    password_hash = _hash(_read_password(password_stdin, name))
 
     async def body(ctx: StoreContext) -> UserRecord:
         user = await ctx.users.add(name, password_hash, roles=split_list(roles))
@@ -142,7 +169,7 @@ def passwd(
 ) -> None:
     """Set a user's password."""
     name = _username(username)
-    password_hash = hash_password(_read_password(password_stdin, name))
+    password_hash = _hash(_read_password(password_stdin, name))
     run_command(config, lambda ctx: ctx.users.set_password(name, password_hash))
     err.print(Text(f"password changed for {name}"))
 
@@ -171,7 +198,7 @@ def disable(username: str, config: ConfigPath = DEFAULT_CONFIG) -> None:
 
     async def body(ctx: StoreContext) -> int:
         await ctx.users.disable(name)
-        return await IdentityStore(ctx.engine, ctx.keyring).end_sessions(name)
+        return await _identity(ctx).end_sessions(name)
 
     ended = run_command(config, body)
     err.print(Text(f"disabled {name}; {ended} session(s) ended"))
@@ -205,8 +232,8 @@ def reset_mfa(username: str, config: ConfigPath = DEFAULT_CONFIG) -> None:
 
     async def body(ctx: StoreContext) -> int:
         if await ctx.users.get_by_username(name) is None:
-            raise RecordNotFound(f"no user {name!r}", detail=f"no user {name!r}")
-        return await IdentityStore(ctx.engine, ctx.keyring).reset(name)
+            raise _not_found(name)
+        return await _identity(ctx).reset(name)
 
     ended = run_command(config, body)
     err.print(Text(f"second factors of {name} removed; {ended} session(s) ended"))
@@ -219,15 +246,36 @@ def _mfa(factors: Factors) -> str:
     return ", ".join(kinds) or "-"
 
 
+def user_json(user: UserRecord, factors: Factors) -> dict[str, Any]:
+    """One user in ``users list --json`` (docs/deployment.md#scripting): never a
+    password hash or a factor's secret."""
+    return {
+        "username": user.username,
+        "roles": list(user.roles),
+        "disabled": user.disabled,
+        "mfa": {
+            "totp": factors.totp,
+            "passkeys": factors.passkeys,
+            "recovery_codes": factors.recovery_codes,
+        },
+        "created_at": iso(user.created_at),
+        "updated_at": iso(user.updated_at),
+    }
+
+
 @app.command("list")
-def list_users(config: ConfigPath = DEFAULT_CONFIG) -> None:
+def list_users(as_json: JsonOutput = False, config: ConfigPath = DEFAULT_CONFIG) -> None:
     """List users with their second factors (never a password hash or a secret)."""
+    from rich.table import Table
 
     async def body(ctx: StoreContext) -> list[tuple[UserRecord, Factors]]:
-        identity = IdentityStore(ctx.engine, ctx.keyring)
+        identity = _identity(ctx)
         return [(u, await identity.factors(u.username)) for u in await ctx.users.list()]
 
     rows = run_command(config, body)
+    if as_json:
+        print_json([user_json(user, factors) for user, factors in rows])
+        return
     table = Table("username", "roles", "status", "mfa", "created", "updated")
     for user, factors in rows:
         table.add_row(

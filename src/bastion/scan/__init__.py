@@ -8,7 +8,13 @@ one :class:`Target`, which holds the origin restriction, the budget and the rate
 from __future__ import annotations
 
 from bastion.scan._context import ScanOptions
-from bastion.scan._errors import BudgetExhausted, OriginRefused, ScanError, SpecError
+from bastion.scan._errors import (
+    BudgetExhausted,
+    OriginRefused,
+    ScanError,
+    SpecError,
+    TargetUnreachable,
+)
 from bastion.scan._identity import Identity, IdentityError, LoginRecipe, parse_auth, parse_login
 from bastion.scan._model import CheckInfo, Evidence, Finding, Owasp, ScanResult, Severity
 from bastion.scan._runner import ScanConfig, run_scan, select_checks
@@ -33,6 +39,7 @@ __all__ = [
     "Severity",
     "SpecError",
     "Target",
+    "TargetUnreachable",
     "parse_auth",
     "parse_login",
     "run_scan",

@@ -34,3 +34,9 @@ class SpecError(ScanError):
     """The OpenAPI document could not be read or understood."""
 
     code = "spec_error"
+
+
+class TargetUnreachable(ScanError):
+    """The target answered none of the requests sent to it: nothing was scanned."""
+
+    code = "target_unreachable"

@@ -10,7 +10,13 @@ from dataclasses import dataclass, field, replace
 
 from bastion.scan._canary import Canary
 from bastion.scan._context import ScanContext, ScanOptions
-from bastion.scan._errors import BudgetExhausted, DryRun, OriginRefused, SpecError
+from bastion.scan._errors import (
+    BudgetExhausted,
+    DryRun,
+    OriginRefused,
+    SpecError,
+    TargetUnreachable,
+)
 from bastion.scan._identity import Identity, LoginRecipe
 from bastion.scan._model import ScanResult
 from bastion.scan._openapi import SPEC_PATHS, ApiSpec, load_spec, parse_endpoint_list, parse_text
@@ -53,7 +59,13 @@ def select_checks(only: Sequence[str] | None, skip: Sequence[str]) -> list[type[
 
 
 async def run_scan(config: ScanConfig, progress: Progress | None = None) -> ScanResult:
-    """Run one scan and return its findings (never raises for the target's faults)."""
+    """Run one scan and return its findings.
+
+    Raises:
+        TargetUnreachable: the target answered none of the requests sent (nothing
+            listening, every connection reset...): "no findings" would be a lie.
+        SpecError: the OpenAPI document named by ``openapi_path`` cannot be read.
+    """
     checks = select_checks(config.checks, config.skip_checks)
     started = time.monotonic()
     result = ScanResult(
@@ -78,6 +90,7 @@ async def run_scan(config: ScanConfig, progress: Progress | None = None) -> Scan
         ctx = ScanContext(target, spec, identities, config.options, canary, redactor)
         ctx.state["login_exchanges"] = logins
         await _run_checks(ctx, checks, result, progress)
+        _require_answers(target)
         # A dry run proves nothing: it lists the requests it can and reports no finding.
         found = [] if config.dry_run else ctx.findings
         if config.dry_run:
@@ -87,6 +100,15 @@ async def run_scan(config: ScanConfig, progress: Progress | None = None) -> Scan
     result.planned = target.planned
     result.elapsed_seconds = time.monotonic() - started
     return result
+
+
+def _require_answers(target: Target) -> None:
+    """Raise TargetUnreachable when requests were sent and none got an answer."""
+    if target.sent and not target.answered:
+        raise TargetUnreachable(
+            f"{target.base_url} answered none of the {target.sent} requests sent "
+            f"(last: {target.last_failure or 'no answer'}): is it running, and is the URL right?"
+        )
 
 
 async def _load_spec(target: Target, config: ScanConfig, result: ScanResult) -> ApiSpec:

@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import http.cookiejar
 import json
+import os
 import socket
 import ssl
 import time
@@ -135,6 +136,10 @@ class Target:
         self.dry_run = dry_run
         self.sibling_ports = sibling_ports
         self.sent = 0
+        # Requests the target answered (any status), and why the last one that got no
+        # answer failed: a scan of a target that answered nothing found nothing.
+        self.answered = 0  # a TLS handshake that succeeds counts (the tls check's)
+        self.last_failure = ""
         self.planned: list[str] = []
         self._pacer = _Pacer(rps)
         self._gate = asyncio.Semaphore(max(1, concurrency))
@@ -263,6 +268,7 @@ class Target:
                 # target that sends a byte now and then cannot hold the scan.
                 async with asyncio.timeout(limit):
                     response = await client.send(request, stream=True)
+                    self.answered += 1
                     try:
                         if response.status_code == 101:  # a WebSocket: frames, no body
                             data = await _listen(response, listen, max_body)
@@ -274,9 +280,11 @@ class Target:
                     finally:
                         await response.aclose()
             except TimeoutError:
-                raise httpx.ReadTimeout(
-                    f"no whole answer within {limit} s", request=request
-                ) from None
+                self.last_failure = f"no whole answer within {limit} s"
+                raise httpx.ReadTimeout(self.last_failure, request=request) from None
+            except httpx.HTTPError as exc:
+                self.last_failure = failure_text(exc)
+                raise
             elapsed = time.monotonic() - started
         return Exchange(
             method=method,
@@ -304,9 +312,29 @@ class Target:
         _scheme, host, port = self.origin
         await self._spend(f"TLS handshake {host}:{port}")
         loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(
+        shaken = await asyncio.wait_for(
             loop.run_in_executor(None, _handshake, context, host, port, timeout), timeout + 1
         )
+        # A server that speaks TLS its clients refuse (TLS 1.0 only, an expired
+        # certificate) may answer no HTTP request, and that is what the tls check reports.
+        self.answered += 1
+        return shaken
+
+
+def failure_text(exc: BaseException) -> str:
+    """Why a request got no answer, in words: the operating system's reason for a
+    network error ("Connection refused"; httpx says "All connection attempts failed")."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):  # its errno is OpenSSL's, not the system's
+            reason = getattr(cause, "verify_message", None) or cause.reason or str(cause)
+            return f"TLS: {reason}"
+        if isinstance(cause, OSError) and (cause.errno or 0) > 0:
+            return os.strerror(cause.errno or 0)
+        if isinstance(cause, socket.gaierror) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
 async def _listen(response: httpx.Response, seconds: float, limit: int) -> bytearray:

@@ -60,7 +60,14 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 async def ensure_schema(engine: AsyncEngine, url: str) -> None:
-    """Raise ConfigError unless the database is reachable and at the newest revision."""
+    """Raise ConfigError unless the database is reachable and at the newest revision.
+
+    A SQLite file that is not there is refused before connecting, which would create
+    it empty (`bastion serve` and `config check` left one behind).
+    """
+    sqlite_file = _sqlite_file(url) if url.startswith("sqlite") else None
+    if sqlite_file is not None and not sqlite_file.exists():
+        raise ConfigError(f"database {sqlite_file}: no such file (run 'bastion init' first)")
     try:
         revision = await current_revision(engine)
     except Exception as exc:  # noqa: BLE001 - any driver error becomes one clear line
@@ -98,9 +105,6 @@ async def open_store(
     if keyring is None:
         keyring = load_keyring(config.resolve(config.secrets.master_key_file))
     url = config.database_url
-    sqlite_file = _sqlite_file(url) if url.startswith("sqlite") else None
-    if require_schema and sqlite_file is not None and not sqlite_file.exists():
-        raise ConfigError(f"database {sqlite_file}: no such file (run 'bastion init' first)")
     engine = async_engine(url)
     try:
         if require_schema:
