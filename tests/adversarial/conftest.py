@@ -86,9 +86,12 @@ class FrontDoor:
             time.sleep(0.05)
 
 
-def _echo(stack: contextlib.ExitStack, folder: Path) -> tuple[str, int, Path]:
+ECHO = "tests.adversarial.echo_upstream"
+
+
+def _echo(stack: contextlib.ExitStack, folder: Path, module: str = ECHO) -> tuple[str, int, Path]:
     port, log = free_port(), folder / "upstream.jsonl"
-    cmd = [sys.executable, "-m", "tests.adversarial.echo_upstream", "--port", str(port)]
+    cmd = [sys.executable, "-m", module, "--port", str(port)]
     stack.enter_context(running([*cmd, "--log", str(log)], port))
     return f"http://127.0.0.1:{port}", port, log
 
@@ -107,8 +110,10 @@ def _with_routes(d: Deployment, upstream: str | None) -> Deployment:
     return d
 
 
-def proxy(folder: Path, stack: contextlib.ExitStack, server: str = "granian") -> FrontDoor:
-    upstream, upstream_port, log = _echo(stack, folder)
+def proxy(
+    folder: Path, stack: contextlib.ExitStack, server: str = "granian", module: str = ECHO
+) -> FrontDoor:
+    upstream, upstream_port, log = _echo(stack, folder, module)
     port = free_port()
     d = _with_routes(_deployment(folder, upstream, port), upstream)
     stack.enter_context(bastion_serve(d.config_file, port, "--server", server))
@@ -116,10 +121,14 @@ def proxy(folder: Path, stack: contextlib.ExitStack, server: str = "granian") ->
     return FrontDoor(name, "proxy", port, d, log, upstream_port, stack)
 
 
-def _forward_auth(
-    folder: Path, stack: contextlib.ExitStack, name: str, front: Callable[..., Any]
+def forward_auth(
+    folder: Path,
+    stack: contextlib.ExitStack,
+    name: str,
+    front: Callable[..., Any],
+    module: str = ECHO,
 ) -> FrontDoor:
-    upstream, upstream_port, log = _echo(stack, folder)
+    upstream, upstream_port, log = _echo(stack, folder, module)
     bastion_port = free_port()
     d = _with_routes(_deployment(folder, None, bastion_port), None)
     stack.enter_context(bastion_serve(d.config_file, bastion_port))
@@ -139,8 +148,8 @@ def middleware(folder: Path, stack: contextlib.ExitStack) -> FrontDoor:
 SETUPS: dict[str, Callable[[Path, contextlib.ExitStack], FrontDoor]] = {
     "proxy": proxy,
     "proxy-uvicorn": lambda folder, stack: proxy(folder, stack, "uvicorn"),
-    "nginx": lambda folder, stack: _forward_auth(folder, stack, "nginx", nginx),
-    "caddy": lambda folder, stack: _forward_auth(folder, stack, "caddy", caddy),
+    "nginx": lambda folder, stack: forward_auth(folder, stack, "nginx", nginx),
+    "caddy": lambda folder, stack: forward_auth(folder, stack, "caddy", caddy),
     "middleware": middleware,
 }
 
