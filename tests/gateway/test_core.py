@@ -7,7 +7,8 @@ import pytest
 
 from bastion.config import AuthMethod, WebSocketConfig, parse_config
 from bastion.errors import RateLimited, Unavailable
-from bastion.gateway.core import Gateway, header_safe
+from bastion.gateway._plans import header_safe
+from bastion.gateway.core import Gateway
 from bastion.gateway.websocket import Capacity
 from bastion.model import CredentialType, Principal, RequestView
 from tests.gateway._fakes import FakeLimiter, FakeObserver, TokenAuthenticator

@@ -28,6 +28,7 @@ from bastion.errors import (
 )
 from bastion.gateway._inputs import InputGuard
 from bastion.gateway._owners import CredentialThrottle
+from bastion.gateway._plans import Plans
 from bastion.gateway._ports import AssertionSigner, Limiter, Observer
 from bastion.gateway._upgrade import check_ambient_origin, check_handshake, wants_websocket
 from bastion.gateway.decision import Decision
@@ -36,26 +37,6 @@ from bastion.model import ANONYMOUS, Clock, CredentialType, Principal, RequestVi
 from bastion.ratelimit import LimitResult, Prepared, ip_bucket
 
 log = logging.getLogger("bastion.gateway")
-
-
-_HEADER_SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) - {"%"}
-
-
-def header_safe(value: str) -> str:
-    """A claim value made safe for an HTTP header: anything but printable ASCII is
-    percent-encoded (UTF-8), so a ``sub`` with CR/LF cannot inject headers."""
-    if value.isascii() and value.isprintable() and "%" not in value:
-        return value  # the common case, decided in C
-    return "".join(
-        ch if ch in _HEADER_SAFE else "".join(f"%{b:02X}" for b in ch.encode()) for ch in value
-    )
-
-
-def _header_list(values: frozenset[str]) -> str:
-    """Scopes or roles as one header value, space-separated: a space inside one (a
-    token's ``scp`` list, an identity provider's group name) is percent-encoded, so
-    ``"viewer admin"`` cannot read as the two roles ``viewer`` and ``admin``."""
-    return " ".join(sorted(header_safe(v).replace(" ", "%20") for v in values))
 
 
 class _Known(NamedTuple):
@@ -67,11 +48,6 @@ class _Known(NamedTuple):
 
 
 _KNOWN_MAX = 4096
-
-
-class _Plan(NamedTuple):
-    block: tuple[tuple[str, str], ...]  # identity headers but the request id and assertion
-    checks: Prepared  # post-authentication rate limits
 
 
 class Gateway:
@@ -96,13 +72,10 @@ class Gateway:
         self.signer = signer
         self.clock = clock
         self._rates = config.rate_limits
-        self._limits = config.limits
-        self._prefix = config.identity.header_prefix
         self._issuer_by_name = {i.name: i.issuer for i in config.issuers}
-        self._spoofable = (self._prefix.lower(), config.identity.assertion_header.lower())
-        self._request_id_header = self._prefix + "Request-Id"
-        self._assertion_header = config.identity.assertion_header
-        self._plans: dict[tuple[object, ...], _Plan] = {}
+        prefix = config.identity.header_prefix
+        self._spoofable = (prefix.lower(), config.identity.assertion_header.lower())
+        self.plans = Plans(config, limiter, signer)
         self._ip_checks: dict[str, Prepared] = {}
         self._known: dict[tuple[str, AuthMethod, bytes], _Known] = {}
         # Shared with the admin API and the device page (runtime): an owner spared on
@@ -160,7 +133,7 @@ class Gateway:
             if principal is ANONYMOUS and route is not None and route.config.public:
                 principal = await self._authenticate(request, route, accepted)
                 decision.principal = principal
-                plan = self._plan(principal, route)
+                plan = self.plans.of(principal, route)
                 if plan.checks:
                     self._tighter(await self.limiter.hit_all(plan.checks), None)
             if principal is None or principal.credential is CredentialType.ANONYMOUS:
@@ -363,7 +336,7 @@ class Gateway:
         if route.assurance and principal is not ANONYMOUS:
             self._check_assurance(principal, route)
         self._authorize(principal, route)
-        plan = self._plan(principal, route)
+        plan = self.plans.of(principal, route)
         if plan.checks:
             result = (
                 limiter.hit_all_now(plan.checks) if local else await limiter.hit_all(plan.checks)
@@ -375,7 +348,7 @@ class Gateway:
         decision.allowed = True
         decision.status = 200
         decision.error = None
-        decision.upstream_headers = self._identity_headers(plan, principal, route, request)
+        decision.upstream_headers = self.plans.identity_headers(plan, principal, route, request)
 
     def _ip_check(self, client_ip: str) -> Prepared:
         """The per-IP check, prepared once per address (bounded)."""
@@ -482,63 +455,3 @@ class Gateway:
             raise InsufficientScope("missing_scope")
         if route.roles and route.roles.isdisjoint(principal.roles):
             raise Forbidden("missing_role")
-
-    def _identity_block(self, principal: Principal, route: Route) -> tuple[tuple[str, str], ...]:
-        p = self._prefix
-        is_key = principal.credential is CredentialType.API_KEY
-        # Every name is always present (empty when unknown), so a proxy that copies a
-        # fixed list never forwards a client's own value or a literal placeholder.
-        return (
-            (p + "Subject", header_safe(principal.subject)),
-            (p + "Credential", principal.credential.value),
-            (p + "Scopes", _header_list(principal.scopes)),
-            (p + "Roles", _header_list(principal.roles)),
-            (p + "Issuer", header_safe(principal.issuer or "")),
-            (p + "Client", header_safe(principal.client_id or "")),
-            (p + "Key-Id", header_safe(principal.key_id or "") if is_key else ""),
-            (p + "Route", route.name),
-        )
-
-    def _plan(self, principal: Principal, route: Route) -> _Plan:
-        """The identity headers and post-authentication rate-limit checks of ``principal``
-        on ``route``. The same principals reach the same routes over and over: plans are
-        made once (bounded); every field they depend on is in the key."""
-        key = (
-            principal.subject,
-            principal.credential,
-            principal.scopes,
-            principal.roles,
-            principal.issuer,
-            principal.client_id,
-            principal.key_id,
-            route.name,
-        )
-        plan = self._plans.get(key)
-        if plan is None:
-            checks: list[tuple[str, str | None, str]] = []
-            if principal is not ANONYMOUS:
-                rates = self._rates
-                subject = f"{principal.credential.value}:{principal.subject}"
-                checks.append(("principal", rates.per_principal, subject))
-                if principal.client_id:
-                    checks.append(("client", rates.per_client, principal.client_id))
-                if principal.key_id and principal.credential is CredentialType.API_KEY:
-                    checks.append(("api_key", rates.per_api_key, principal.key_id))
-                checks.append((route.limit_policy, route.config.rate_limit, subject))
-            plan = _Plan(self._identity_block(principal, route), self.limiter.prepare(checks))
-            if len(self._plans) >= 4096:
-                self._plans.clear()
-            self._plans[key] = plan
-        return plan
-
-    def _identity_headers(
-        self, plan: _Plan, principal: Principal, route: Route, request: RequestView
-    ) -> list[tuple[str, str]]:
-        headers = [*plan.block, (self._request_id_header, request.request_id)]
-        if route.config.assertion and self.signer is not None:
-            audience = str(route.config.upstream) if route.config.upstream else route.name
-            token = self.signer.sign(principal, audience, request.request_id)
-        else:
-            token = ""
-        headers.append((self._assertion_header, token))
-        return headers
