@@ -61,6 +61,8 @@ for _p in (ROOT, ROOT / "src", BENCH):
 
 from tests._deploy import AUDIENCE, ISSUER, Deployment, make_deployment  # noqa: E402
 from tests._procs import running  # noqa: E402
+from tests._proxies import NGINX_SNIPPET as SNIPPET  # noqa: E402
+from tests._proxies import http_lines  # noqa: E402
 from tests._services import free_port  # noqa: E402
 
 PY = sys.executable
@@ -69,7 +71,6 @@ PY = sys.executable
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
 )
-SNIPPET = ROOT / "docs" / "snippets" / "nginx-bastion.conf"
 HIGH = "100000000/minute"  # evaluated on every request, never reached
 STATIC_BODY = '{"status":"ok"}'
 
@@ -439,7 +440,7 @@ http {{
     keepalive_requests 100000;
     upstream bastion {{ server 127.0.0.1:{bastion_port}; keepalive 32; }}
     upstream app     {{ server {upstream.removeprefix("http://")}; keepalive 32; }}
-    map $http_upgrade $bastion_connection {{ default upgrade; "" ""; }}
+    {http_lines()}
     server {{
         listen 127.0.0.1:{ports["static"]};
         location / {{ default_type application/json; return 200 '{STATIC_BODY}'; }}
