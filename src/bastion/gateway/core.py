@@ -309,7 +309,7 @@ class Gateway:
         return tightest
 
     async def _decide(self, request: RequestView, decision: Decision) -> None:
-        decision.path, route = self.match(request)
+        decision.path, route = self.inputs.match(request)
         decision.route = route
         websocket = "upgrade" in request.headers and wants_websocket(request.headers)
         if websocket:

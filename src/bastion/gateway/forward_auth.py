@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from bastion.errors import BadRequest, BastionError, Forbidden
 from bastion.gateway._asgi import Scope, Send, Trust, header_dict, peer_address, request_id
 from bastion.gateway._asgi import send_response as _send
-from bastion.gateway._headers import FORWARDED_PAIR, ORIGINAL_PAIR, AmbiguousRequest
+from bastion.gateway._headers import AmbiguousRequest
 from bastion.gateway._rsgi import RSGIProtocol, RSGIScope, split_address
 from bastion.gateway._rsgi import header_dict as rsgi_headers
 from bastion.gateway._upgrade import wants_websocket
@@ -49,34 +49,40 @@ def view_from_forwarded(
     return view_from_headers(headers, peer, trust, scope["method"], prefix_path, query, source)
 
 
+_READS_FORWARDED = ("auto", "x-forwarded")
+_READS_ORIGINAL = ("auto", "x-original")
+
+
 def original_request(
-    headers: Mapping[str, str], source: str, own: tuple[str, str]
+    headers: Mapping[str, str], source: str, own_method: str, own_uri: str
 ) -> tuple[str, str]:
     """The original method and URI from exactly one source (``forwarded.original_request``);
-    ``own`` is the auth request's own method and the path after the endpoint with its
-    query (Envoy's prefix form; empty path: not that form). An empty value counts as
-    absent (nginx sends a header it was told to blank as nothing).
+    ``own_method`` and ``own_uri`` are the auth request's own method and the path after
+    the endpoint with its query (Envoy's prefix form; empty: not that form). An empty
+    value counts as absent (nginx sends a header it was told to blank as nothing).
 
     Raises:
         AmbiguousRequest: both header pairs, or a pair the configured source never sends:
             one of them is the client's own.
         BadRequest: no source, or half of one.
     """
-    forwarded = any(headers.get(name) for name in FORWARDED_PAIR)
-    original = any(headers.get(name) for name in ORIGINAL_PAIR)
-    if forwarded and original:
-        raise AmbiguousRequest("both_forwarded_request_pairs")
-    if (forwarded and source in ("x-original", "path")) or (
-        original and source in ("x-forwarded", "path")
-    ):
-        raise AmbiguousRequest("unexpected_forwarded_request_pair")
-    if forwarded or original:
-        names = FORWARDED_PAIR if forwarded else ORIGINAL_PAIR
-        method, uri = headers.get(names[0], ""), headers.get(names[1], "")
-    elif own[1] and source in ("auto", "path"):
-        method, uri = own  # Envoy ext_authz (HTTP service): same method, path after prefix
+    get = headers.get  # plain lookups, no generators: every forward-auth request runs this
+    forwarded_method, forwarded_uri = get("x-forwarded-method"), get("x-forwarded-uri")
+    original_method, original_uri = get("x-original-method"), get("x-original-uri")
+    if forwarded_method or forwarded_uri:
+        if original_method or original_uri:
+            raise AmbiguousRequest("both_forwarded_request_pairs")
+        if source not in _READS_FORWARDED:
+            raise AmbiguousRequest("unexpected_forwarded_request_pair")
+        method, uri = forwarded_method, forwarded_uri
+    elif original_method or original_uri:
+        if source not in _READS_ORIGINAL:
+            raise AmbiguousRequest("unexpected_forwarded_request_pair")
+        method, uri = original_method, original_uri
+    elif own_uri and source in ("auto", "path"):
+        method, uri = own_method, own_uri  # Envoy ext_authz (HTTP service), prefix form
     else:
-        method = uri = ""
+        method = uri = None
     if not method or not uri:
         raise BadRequest("missing_forwarded_request")
     return method, uri
@@ -95,8 +101,8 @@ def view_from_headers(
     ``own_method`` and ``query`` are the auth request's own (Envoy's prefix form)."""
     if not trust.trusted(peer):
         raise UntrustedForwarder("untrusted_forwarder")
-    own_uri = prefix_path + ("?" + query if query and prefix_path else "")
-    method, uri = original_request(headers, source, (own_method, own_uri))
+    own_uri = prefix_path + ("?" + query if query else "") if prefix_path else ""
+    method, uri = original_request(headers, source, own_method, own_uri)
     method = method.upper()
     if method not in _METHODS:
         raise BadRequest("bad_forwarded_method")
