@@ -438,9 +438,7 @@ http {{
     uwsgi_temp_path {folder}/uwsgi;
     scgi_temp_path {folder}/scgi;
     keepalive_requests 100000;
-    upstream bastion {{ server 127.0.0.1:{bastion_port}; keepalive 32; }}
-    upstream app     {{ server {upstream.removeprefix("http://")}; keepalive 32; }}
-    {http_lines()}
+    {http_lines(bastion_port, upstream)}
     server {{
         listen 127.0.0.1:{ports["static"]};
         location / {{ default_type application/json; return 200 '{STATIC_BODY}'; }}

@@ -36,14 +36,18 @@ def caddy_binary() -> str:
     return _binary("caddy", "caddy")
 
 
-def http_lines() -> str:
-    """The lines the snippet's header asks for in ``http { }`` (its ``map``s), as written."""
+def http_lines(bastion_port: int, upstream: str) -> str:
+    """The lines the snippet's header asks for in ``http { }`` (the ``upstream`` blocks
+    and ``map``s), as written there but for the two addresses."""
     text = NGINX_SNIPPET.read_text()
-    maps = [
-        line.removeprefix("#").strip() for line in text.splitlines() if line.startswith("#   map ")
+    lines = [
+        line.removeprefix("#").strip()
+        for line in text.splitlines()
+        if line.startswith(("#   map ", "#   upstream "))
     ]
-    assert maps, "the snippet's header names no map"
-    return "\n    ".join(maps)
+    assert len(lines) == 4, "the snippet's header lost an upstream or a map"
+    text = "\n    ".join(lines).replace("127.0.0.1:8080", f"127.0.0.1:{bastion_port}")
+    return text.replace("127.0.0.1:9000", upstream.removeprefix("http://"))
 
 
 def nginx_conf(
@@ -67,9 +71,7 @@ http {{
     fastcgi_temp_path {folder}/fastcgi;
     uwsgi_temp_path {folder}/uwsgi;
     scgi_temp_path {folder}/scgi;
-    upstream bastion {{ server 127.0.0.1:{bastion_port}; keepalive 16; }}
-    upstream app {{ server {upstream.removeprefix("http://")}; keepalive 16; }}
-    {http_lines()}
+    {http_lines(bastion_port, upstream)}
     server {{
         listen 127.0.0.1:{port};
         include {include};
